@@ -1,0 +1,36 @@
+"""torchkit: a lightweight, unit-based PyTorch training-loop toolkit."""
+
+from torchkit.callbacks.callback import Callback
+from torchkit.loop import (
+    ActivePhase,
+    EntryPoint,
+    Phase,
+    PhaseState,
+    Progress,
+    State,
+    evaluate,
+    fit,
+    predict,
+    train,
+)
+from torchkit.units import AppStateMixin, EvalUnit, PredictUnit, TrainUnit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivePhase",
+    "AppStateMixin",
+    "Callback",
+    "EntryPoint",
+    "EvalUnit",
+    "Phase",
+    "PhaseState",
+    "PredictUnit",
+    "Progress",
+    "State",
+    "TrainUnit",
+    "evaluate",
+    "fit",
+    "predict",
+    "train",
+]

@@ -1,0 +1,21 @@
+"""The loop: entry points, state, progress and callback dispatch."""
+
+from torchkit.loop.evaluate import evaluate
+from torchkit.loop.fit import fit
+from torchkit.loop.predict import predict
+from torchkit.loop.progress import Progress
+from torchkit.loop.state import ActivePhase, EntryPoint, Phase, PhaseState, State
+from torchkit.loop.train import train
+
+__all__ = [
+    "ActivePhase",
+    "EntryPoint",
+    "Phase",
+    "PhaseState",
+    "Progress",
+    "State",
+    "evaluate",
+    "fit",
+    "predict",
+    "train",
+]

@@ -1,0 +1,131 @@
+"""``evaluate``: run an ``EvalUnit`` over a dataloader once, under ``torch.no_grad``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.callback_handler import CallbackHandler
+from torchkit.loop.common import (
+    call_hook,
+    check_dataloader,
+    check_unit,
+    empty_epoch_error,
+    handle_exception,
+    restore_training_mode,
+    set_sampler_epoch,
+    set_training_mode,
+)
+from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
+from torchkit.loop.steps import StepFns, StepHooks, run_steps
+from torchkit.units.unit import EvalUnit, step_requires_iterator
+from torchkit.utils.timer import Timer
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    eval_unit: EvalUnit[Any],
+    eval_dataloader: Iterable[Any],
+    *,
+    max_steps_per_epoch: int | None = None,
+    callbacks: list[Callback] | None = None,
+    timer: Timer | None = None,
+) -> None:
+    """Run ``eval_unit.eval_step`` over ``eval_dataloader`` once.
+
+    Pseudocode::
+
+        set tracked modules to eval(); on_eval_start
+        on_eval_epoch_start                       # unless resuming mid-epoch
+        while not stopped and steps < max_steps_per_epoch:
+            on_eval_get_next_batch_start; batch = get_next_eval_batch  # StopIteration ends
+            on_eval_get_next_batch_end; on_eval_step_start; eval_step
+            eval_progress.increment_step(); on_eval_step_end
+        eval_progress.increment_epoch(); on_eval_epoch_end; on_eval_end
+        restore module modes
+
+    Args:
+        eval_unit: an ``EvalUnit``.
+        eval_dataloader: an iterable of batches.
+        max_steps_per_epoch: stop the epoch after this many steps.
+        callbacks: callbacks, run in list order after the unit's hook.
+        timer: optional ``Timer`` recording loop actions.
+
+    Raises:
+        TypeError: ``eval_unit`` is not an ``EvalUnit`` or the dataloader is not iterable.
+        ValueError: a negative limit or an empty dataloader.
+
+    Example:
+        >>> from torchkit.testing import DummyEvalUnit, generate_random_dataloader
+        >>> unit = DummyEvalUnit(input_dim=2)
+        >>> evaluate(unit, generate_random_dataloader(8, 2, 4))
+        >>> unit.eval_progress.num_steps_completed
+        2
+    """
+    check_unit("eval_unit", eval_unit, EvalUnit, "evaluate")
+    check_dataloader("eval_dataloader", eval_dataloader)
+    max_steps_per_epoch = check_limit("max_steps_per_epoch", max_steps_per_epoch)
+    cbs = CallbackHandler(callbacks)
+    state = State(
+        entry_point=EntryPoint.EVALUATE,
+        timer=timer,
+        eval_state=PhaseState(dataloader=eval_dataloader, max_steps_per_epoch=max_steps_per_epoch),
+    )
+    logger.info("Started evaluate with max_steps_per_epoch=%s", max_steps_per_epoch)
+    try:
+        with torch.no_grad():
+            evaluate_impl(state, eval_unit, cbs)
+    except BaseException as exc:
+        handle_exception(state, eval_unit, cbs, exc)
+        raise
+    logger.info("Finished evaluate")
+
+
+def evaluate_impl(state: State, unit: EvalUnit[Any], cbs: CallbackHandler) -> None:
+    """One eval epoch with its start/end hooks; used by ``evaluate`` and by ``fit``."""
+    eval_state = state.eval_state
+    if eval_state is None:  # pragma: no cover - internal invariant
+        raise RuntimeError("evaluate_impl needs state.eval_state")
+    progress = unit.eval_progress
+    state._active_phase = ActivePhase.EVALUATE
+    prior_modes = set_training_mode(unit.tracked_modules(), False)
+    try:
+        call_hook(state, "evaluate.on_eval_start", unit.on_eval_start)
+        for fn in cbs.on_eval_start:
+            fn(state, unit)
+        if progress.num_steps_completed_in_epoch == 0:
+            call_hook(state, "evaluate.on_eval_epoch_start", unit.on_eval_epoch_start)
+            for fn in cbs.on_eval_epoch_start:
+                fn(state, unit)
+        set_sampler_epoch(eval_state.dataloader, progress.num_epochs_completed)
+        data_iter = iter(eval_state.dataloader)
+        fns = StepFns(
+            unit.get_next_eval_batch, unit.eval_step, step_requires_iterator(unit.eval_step)
+        )
+        hooks = StepHooks(
+            cbs.on_eval_get_next_batch_start,
+            cbs.on_eval_get_next_batch_end,
+            cbs.on_eval_step_start,
+            cbs.on_eval_step_end,
+        )
+        exhausted = run_steps(
+            state, unit, eval_state, progress, data_iter, fns, hooks,
+            timer_prefix="evaluate", phase_name="eval",
+        )  # fmt: skip
+        if exhausted and progress.num_steps_completed_in_epoch == 0:
+            raise empty_epoch_error("eval_dataloader", "eval", progress.num_epochs_completed + 1)
+        if not state.preempted:  # a preempted epoch stays open so a resume finishes it
+            progress.increment_epoch()
+            call_hook(state, "evaluate.on_eval_epoch_end", unit.on_eval_epoch_end)
+            for fn in cbs.on_eval_epoch_end:
+                fn(state, unit)
+        call_hook(state, "evaluate.on_eval_end", unit.on_eval_end)
+        for fn in cbs.on_eval_end:
+            fn(state, unit)
+    finally:
+        restore_training_mode(prior_modes)

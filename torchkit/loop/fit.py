@@ -1,0 +1,99 @@
+"""``fit``: train with periodic evaluation (every N global steps and/or every N epochs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.callback_handler import CallbackHandler
+from torchkit.loop.common import check_dataloader
+from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
+from torchkit.loop.train import run_train
+from torchkit.units.unit import EvalUnit, TrainUnit
+from torchkit.utils.timer import Timer
+
+
+def fit(
+    unit: Any,
+    train_dataloader: Iterable[Any],
+    eval_dataloader: Iterable[Any],
+    *,
+    max_epochs: int | None = None,
+    max_steps: int | None = None,
+    max_train_steps_per_epoch: int | None = None,
+    max_eval_steps_per_epoch: int | None = None,
+    evaluate_every_n_steps: int | None = None,
+    evaluate_every_n_epochs: int | None = 1,
+    callbacks: list[Callback] | None = None,
+    timer: Timer | None = None,
+) -> State:
+    """Train ``unit`` and evaluate it periodically.
+
+    The train loop is ``train``'s. After a train step whose *global* step count is a multiple
+    of ``evaluate_every_n_steps``, and after the epoch-end hooks of every
+    ``evaluate_every_n_epochs``-th epoch, a full ``evaluate`` epoch runs under ``no_grad``
+    (reusing ``unit.eval_progress``), then training resumes in train mode.
+
+    Args:
+        unit: a unit that is both a ``TrainUnit`` and an ``EvalUnit``.
+        train_dataloader: train batches.
+        eval_dataloader: eval batches.
+        max_epochs: stop after this many train epochs.
+        max_steps: stop after this many train steps.
+        max_train_steps_per_epoch: end each train epoch after this many steps.
+        max_eval_steps_per_epoch: end each evaluation after this many steps.
+        evaluate_every_n_steps: evaluate every N global train steps (None: off).
+        evaluate_every_n_epochs: evaluate every N train epochs (None: off).
+        callbacks: callbacks, run in list order after the unit's hook.
+        timer: optional ``Timer`` recording loop actions.
+
+    Returns:
+        The final ``State``.
+
+    Raises:
+        TypeError: ``unit`` is not both a ``TrainUnit`` and an ``EvalUnit``, or a dataloader
+            is not iterable.
+        ValueError: a negative limit, a zero interval or an empty dataloader.
+
+    Example:
+        >>> from torchkit.testing import DummyFitUnit, generate_random_dataloader
+        >>> unit = DummyFitUnit(input_dim=2)
+        >>> dl = generate_random_dataloader(8, 2, 4)
+        >>> _ = fit(unit, dl, dl, max_epochs=2)
+        >>> unit.eval_progress.num_epochs_completed
+        2
+    """
+    if not isinstance(unit, TrainUnit) or not isinstance(unit, EvalUnit):
+        raise TypeError(
+            f"unit={type(unit).__name__} instance is invalid for fit(): expected a unit that "
+            "subclasses both torchkit.TrainUnit and torchkit.EvalUnit, e.g. "
+            "class MyUnit(TrainUnit[Batch], EvalUnit[Batch]). Use train() for a train-only unit."
+        )
+    check_dataloader("train_dataloader", train_dataloader)
+    check_dataloader("eval_dataloader", eval_dataloader)
+    max_epochs = check_limit("max_epochs", max_epochs)
+    max_steps = check_limit("max_steps", max_steps)
+    max_train_steps_per_epoch = check_limit("max_train_steps_per_epoch", max_train_steps_per_epoch)
+    max_eval_steps_per_epoch = check_limit("max_eval_steps_per_epoch", max_eval_steps_per_epoch)
+    evaluate_every_n_steps = check_every_n("evaluate_every_n_steps", evaluate_every_n_steps)
+    evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", evaluate_every_n_epochs)
+    cbs = CallbackHandler(callbacks)
+    state = State(
+        entry_point=EntryPoint.FIT,
+        timer=timer,
+        train_state=PhaseState(
+            dataloader=train_dataloader,
+            max_epochs=max_epochs,
+            max_steps=max_steps,
+            max_steps_per_epoch=max_train_steps_per_epoch,
+        ),
+        eval_state=PhaseState(
+            dataloader=eval_dataloader,
+            max_steps_per_epoch=max_eval_steps_per_epoch,
+            evaluate_every_n_steps=evaluate_every_n_steps,
+            evaluate_every_n_epochs=evaluate_every_n_epochs,
+        ),
+    )
+    run_train(state, unit, cbs)
+    return state

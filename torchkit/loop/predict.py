@@ -1,0 +1,131 @@
+"""``predict``: run a ``PredictUnit`` over a dataloader once, under ``torch.inference_mode``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.callback_handler import CallbackHandler
+from torchkit.loop.common import (
+    call_hook,
+    check_dataloader,
+    check_unit,
+    empty_epoch_error,
+    handle_exception,
+    restore_training_mode,
+    set_sampler_epoch,
+    set_training_mode,
+)
+from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
+from torchkit.loop.steps import StepFns, StepHooks, run_steps
+from torchkit.units.unit import PredictUnit, step_requires_iterator
+from torchkit.utils.timer import Timer
+
+logger = logging.getLogger(__name__)
+
+
+def predict(
+    predict_unit: PredictUnit[Any],
+    predict_dataloader: Iterable[Any],
+    *,
+    max_steps_per_epoch: int | None = None,
+    callbacks: list[Callback] | None = None,
+    timer: Timer | None = None,
+) -> None:
+    """Run ``predict_unit.predict_step`` over ``predict_dataloader`` once.
+
+    Runs under ``torch.inference_mode()``, or ``torch.no_grad()`` when a callback sets
+    ``requires_no_grad = True`` (checkpointers do, since inference tensors cannot be saved and
+    later updated in place). The hook order mirrors ``evaluate`` with ``predict`` names.
+
+    Args:
+        predict_unit: a ``PredictUnit``.
+        predict_dataloader: an iterable of batches.
+        max_steps_per_epoch: stop after this many steps.
+        callbacks: callbacks, run in list order after the unit's hook.
+        timer: optional ``Timer`` recording loop actions.
+
+    Raises:
+        TypeError: ``predict_unit`` is not a ``PredictUnit`` or the dataloader is not iterable.
+        ValueError: a negative limit or an empty dataloader.
+
+    Example:
+        >>> from torchkit.testing import DummyPredictUnit, generate_random_dataloader
+        >>> unit = DummyPredictUnit(input_dim=2)
+        >>> predict(unit, generate_random_dataloader(8, 2, 4))
+        >>> unit.predict_progress.num_steps_completed
+        2
+    """
+    check_unit("predict_unit", predict_unit, PredictUnit, "predict")
+    check_dataloader("predict_dataloader", predict_dataloader)
+    max_steps_per_epoch = check_limit("max_steps_per_epoch", max_steps_per_epoch)
+    cbs = CallbackHandler(callbacks)
+    state = State(
+        entry_point=EntryPoint.PREDICT,
+        timer=timer,
+        predict_state=PhaseState(
+            dataloader=predict_dataloader, max_steps_per_epoch=max_steps_per_epoch
+        ),
+    )
+    needs_no_grad = any(getattr(cb, "requires_no_grad", False) for cb in cbs.callbacks)
+    grad_ctx = torch.no_grad() if needs_no_grad else torch.inference_mode()
+    logger.info("Started predict with max_steps_per_epoch=%s", max_steps_per_epoch)
+    try:
+        with grad_ctx:
+            _predict_impl(state, predict_unit, cbs)
+    except BaseException as exc:
+        handle_exception(state, predict_unit, cbs, exc)
+        raise
+    logger.info("Finished predict")
+
+
+def _predict_impl(state: State, unit: PredictUnit[Any], cbs: CallbackHandler) -> None:
+    predict_state = state.predict_state
+    if predict_state is None:  # pragma: no cover - internal invariant
+        raise RuntimeError("_predict_impl needs state.predict_state")
+    progress = unit.predict_progress
+    state._active_phase = ActivePhase.PREDICT
+    prior_modes = set_training_mode(unit.tracked_modules(), False)
+    try:
+        call_hook(state, "predict.on_predict_start", unit.on_predict_start)
+        for fn in cbs.on_predict_start:
+            fn(state, unit)
+        if progress.num_steps_completed_in_epoch == 0:
+            call_hook(state, "predict.on_predict_epoch_start", unit.on_predict_epoch_start)
+            for fn in cbs.on_predict_epoch_start:
+                fn(state, unit)
+        set_sampler_epoch(predict_state.dataloader, progress.num_epochs_completed)
+        data_iter = iter(predict_state.dataloader)
+        fns = StepFns(
+            unit.get_next_predict_batch,
+            unit.predict_step,
+            step_requires_iterator(unit.predict_step),
+        )
+        hooks = StepHooks(
+            cbs.on_predict_get_next_batch_start,
+            cbs.on_predict_get_next_batch_end,
+            cbs.on_predict_step_start,
+            cbs.on_predict_step_end,
+        )
+        exhausted = run_steps(
+            state, unit, predict_state, progress, data_iter, fns, hooks,
+            timer_prefix="predict", phase_name="predict",
+        )  # fmt: skip
+        if exhausted and progress.num_steps_completed_in_epoch == 0:
+            raise empty_epoch_error(
+                "predict_dataloader", "predict", progress.num_epochs_completed + 1
+            )
+        if not state.preempted:
+            progress.increment_epoch()
+            call_hook(state, "predict.on_predict_epoch_end", unit.on_predict_epoch_end)
+            for fn in cbs.on_predict_epoch_end:
+                fn(state, unit)
+        call_hook(state, "predict.on_predict_end", unit.on_predict_end)
+        for fn in cbs.on_predict_end:
+            fn(state, unit)
+    finally:
+        restore_training_mode(prior_modes)

@@ -1,0 +1,217 @@
+"""``train``: run a ``TrainUnit`` for epochs/steps under ``torch.enable_grad``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.callback_handler import CallbackHandler
+from torchkit.loop.common import (
+    call_hook,
+    check_dataloader,
+    check_unit,
+    empty_epoch_error,
+    handle_exception,
+    restore_training_mode,
+    set_sampler_epoch,
+    set_training_mode,
+)
+from torchkit.loop.evaluate import evaluate_impl
+from torchkit.loop.progress import Progress
+from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
+from torchkit.loop.steps import StepFns, StepHooks, run_steps
+from torchkit.units.unit import EvalUnit, TrainUnit, step_requires_iterator
+from torchkit.utils.timer import Timer
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    train_unit: TrainUnit[Any],
+    train_dataloader: Iterable[Any],
+    *,
+    max_epochs: int | None = None,
+    max_steps: int | None = None,
+    max_steps_per_epoch: int | None = None,
+    callbacks: list[Callback] | None = None,
+    timer: Timer | None = None,
+) -> State:
+    """Train ``train_unit`` on ``train_dataloader``.
+
+    Pseudocode::
+
+        set tracked modules to train(); on_train_start
+        while not stopped and epochs < max_epochs and steps < max_steps:
+            on_train_epoch_start                  # unless resuming mid-epoch
+            sampler.set_epoch(num_epochs_completed)
+            while not stopped and limits not reached:
+                on_train_get_next_batch_start; batch = get_next_train_batch  # StopIteration ends
+                on_train_get_next_batch_end; on_train_step_start; train_step
+                train_progress.increment_step(); on_train_step_end
+            train_progress.increment_epoch(); on_train_epoch_end
+        on_train_end; restore module modes
+
+    With neither ``max_epochs`` nor ``max_steps`` it warns and trains until stopped.
+
+    Args:
+        train_unit: a ``TrainUnit``.
+        train_dataloader: an iterable of batches.
+        max_epochs: stop after this many epochs in total.
+        max_steps: stop after this many steps in total.
+        max_steps_per_epoch: end each epoch after this many steps.
+        callbacks: callbacks, run in list order after the unit's hook.
+        timer: optional ``Timer`` recording loop actions.
+
+    Returns:
+        The final ``State`` (``state.preempted`` tells whether a signal stopped the run).
+
+    Raises:
+        TypeError: ``train_unit`` is not a ``TrainUnit`` or the dataloader is not iterable.
+        ValueError: a negative or non-integral limit, or an empty dataloader.
+
+    Example:
+        >>> from torchkit.testing import DummyTrainUnit, generate_random_dataloader
+        >>> unit = DummyTrainUnit(input_dim=2)
+        >>> _ = train(unit, generate_random_dataloader(8, 2, 4), max_epochs=3)
+        >>> unit.train_progress.num_steps_completed
+        6
+    """
+    check_unit("train_unit", train_unit, TrainUnit, "train")
+    check_dataloader("train_dataloader", train_dataloader)
+    max_epochs = check_limit("max_epochs", max_epochs)
+    max_steps = check_limit("max_steps", max_steps)
+    max_steps_per_epoch = check_limit("max_steps_per_epoch", max_steps_per_epoch)
+    cbs = CallbackHandler(callbacks)
+    state = State(
+        entry_point=EntryPoint.TRAIN,
+        timer=timer,
+        train_state=PhaseState(
+            dataloader=train_dataloader,
+            max_epochs=max_epochs,
+            max_steps=max_steps,
+            max_steps_per_epoch=max_steps_per_epoch,
+        ),
+    )
+    run_train(state, train_unit, cbs)
+    return state
+
+
+def run_train(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> None:
+    """The shared body of ``train`` and ``fit``: grad mode, the exception path, logging."""
+    ts = state.train_state
+    if ts is not None and ts.max_epochs is None and ts.max_steps is None:
+        logger.warning(
+            "Neither max_epochs nor max_steps is set: training runs until state.stop() is "
+            "called. Pass max_epochs or max_steps to bound it."
+        )
+    logger.info("Started %s", state.entry_point.name.lower())
+    try:
+        with torch.enable_grad():
+            _train_impl(state, unit, cbs)
+    except BaseException as exc:
+        handle_exception(state, unit, cbs, exc)
+        raise
+    logger.info("Finished %s%s", state.entry_point.name.lower(), " (preempted)" * state.preempted)
+
+
+def is_done(progress: Progress, max_epochs: int | None, max_steps: int | None) -> bool:
+    """True when the step or epoch limit is reached."""
+    return (max_steps is not None and progress.num_steps_completed >= max_steps) or (
+        max_epochs is not None and progress.num_epochs_completed >= max_epochs
+    )
+
+
+def _train_impl(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> None:
+    ts = state.train_state
+    if ts is None:  # pragma: no cover - internal invariant
+        raise RuntimeError("_train_impl needs state.train_state")
+    state._active_phase = ActivePhase.TRAIN
+    prior_modes = set_training_mode(unit.tracked_modules(), True)
+    try:
+        call_hook(state, "train.on_train_start", unit.on_train_start)
+        for fn in cbs.on_train_start:
+            fn(state, unit)
+        while not (state.should_stop or is_done(unit.train_progress, ts.max_epochs, ts.max_steps)):
+            _train_epoch(state, unit, cbs)
+        call_hook(state, "train.on_train_end", unit.on_train_end)
+        for fn in cbs.on_train_end:
+            fn(state, unit)
+    finally:
+        restore_training_mode(prior_modes)
+
+
+def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> None:
+    ts = state.train_state
+    if ts is None:  # pragma: no cover - internal invariant
+        raise RuntimeError("_train_epoch needs state.train_state")
+    progress = unit.train_progress
+    state._active_phase = ActivePhase.TRAIN
+    set_training_mode(unit.tracked_modules(), True)
+    if progress.num_steps_completed_in_epoch == 0:
+        call_hook(state, "train.on_train_epoch_start", unit.on_train_epoch_start)
+        for fn in cbs.on_train_epoch_start:
+            fn(state, unit)
+    set_sampler_epoch(ts.dataloader, progress.num_epochs_completed)
+    data_iter = iter(ts.dataloader)
+    fns = StepFns(
+        unit.get_next_train_batch, unit.train_step, step_requires_iterator(unit.train_step)
+    )
+    hooks = StepHooks(
+        cbs.on_train_get_next_batch_start,
+        cbs.on_train_get_next_batch_end,
+        cbs.on_train_step_start,
+        cbs.on_train_step_end,
+    )
+    exhausted = run_steps(
+        state, unit, ts, progress, data_iter, fns, hooks,
+        timer_prefix="train", phase_name="train", max_steps=ts.max_steps,
+        after_step=_step_eval_trigger(state, unit, cbs),
+    )  # fmt: skip
+    if exhausted and progress.num_steps_completed_in_epoch == 0:
+        raise empty_epoch_error("train_dataloader", "train", progress.num_epochs_completed + 1)
+    if state.preempted:
+        return  # the epoch stays open: the checkpoint holds the state as of the last step
+    progress.increment_epoch()
+    call_hook(state, "train.on_train_epoch_end", unit.on_train_epoch_end)
+    for fn in cbs.on_train_epoch_end:
+        fn(state, unit)
+    every_n_epochs = state.eval_state.evaluate_every_n_epochs if state.eval_state else None
+    if every_n_epochs and progress.num_epochs_completed % every_n_epochs == 0:
+        run_eval_in_fit(state, unit, cbs)
+
+
+def _step_eval_trigger(
+    state: State, unit: TrainUnit[Any], cbs: CallbackHandler
+) -> Callable[[], bool] | None:
+    """In ``fit`` with ``evaluate_every_n_steps``, a function run after each train step that
+    evaluates on every N-th *global* step and reports whether it did."""
+    eval_state = state.eval_state
+    if eval_state is None or not eval_state.evaluate_every_n_steps:
+        return None
+    progress = unit.train_progress
+
+    def after_step() -> bool:
+        n = eval_state.evaluate_every_n_steps
+        if n and progress.num_steps_completed % n == 0:
+            run_eval_in_fit(state, unit, cbs)
+            return True
+        return False
+
+    return after_step
+
+
+def run_eval_in_fit(state: State, unit: Any, cbs: CallbackHandler) -> None:
+    """Evaluate inside ``fit`` under ``no_grad``, then return to the train phase.
+
+    Skipped once the run is stopping (``state.stop()`` or preemption), so a stop never starts
+    an empty evaluation.
+    """
+    if state.should_stop or not isinstance(unit, EvalUnit):
+        return
+    with torch.no_grad():
+        evaluate_impl(state, unit, cbs)
+    state._active_phase = ActivePhase.TRAIN

@@ -1,0 +1,177 @@
+"""``TrainUnit``, ``EvalUnit`` and ``PredictUnit``: the user's model code, with every hook."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from torchkit.loop.progress import Progress
+from torchkit.loop.state import State
+from torchkit.units.app_state_mixin import AppStateMixin
+
+TData = TypeVar("TData")
+TTrainData = TypeVar("TTrainData")
+TEvalData = TypeVar("TEvalData")
+TPredictData = TypeVar("TPredictData")
+TStepOutput = TypeVar("TStepOutput")
+
+
+def step_requires_iterator(step_fn: Callable[..., Any]) -> bool:
+    """True when the step's ``data`` parameter is annotated ``Iterator[...]`` (TNT compat).
+
+    Such a step receives the data iterator itself. Resolved once per phase, never per step.
+    """
+    try:
+        hints = typing.get_type_hints(step_fn)
+    except Exception:  # unresolvable forward references: fall back to raw annotations
+        hints = getattr(step_fn, "__annotations__", {})
+    params = list(inspect.signature(step_fn).parameters)
+    if len(params) < 2:
+        return False
+    ann = hints.get(params[1])
+    if ann is None:
+        return False
+    origin = typing.get_origin(ann) or ann
+    return origin in (Iterator, typing.Iterator)
+
+
+class _UnitBase(AppStateMixin):
+    def on_exception(self, state: State, exc: BaseException) -> None:
+        """Called when the loop raises, before the callbacks' ``on_exception``."""
+
+    def on_checkpoint_save(self, state: State, checkpoint_id: str) -> None:
+        """Called after a checkpoint was committed at ``checkpoint_id`` (its path or URL)."""
+
+
+class TrainUnit(_UnitBase, Generic[TTrainData], ABC):
+    """Base class for training code: implement ``train_step``.
+
+    ``train_progress`` counts completed train epochs and steps.
+
+    Example:
+        >>> import torch
+        >>> from torchkit import train
+        >>> class MyTrain(TrainUnit[torch.Tensor]):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.net = torch.nn.Linear(2, 1)
+        ...         self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1)
+        ...     def train_step(self, state, data):
+        ...         loss = self.net(data).pow(2).mean()
+        ...         loss.backward(); self.opt.step(); self.opt.zero_grad()
+        ...         return loss
+        >>> u = MyTrain(); train(u, [torch.ones(4, 2)] * 3, max_epochs=2)
+        >>> u.train_progress.num_steps_completed
+        6
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_progress = Progress()
+
+    def on_train_start(self, state: State) -> None:
+        """Called once when training starts, before the callbacks' hook."""
+
+    def on_train_epoch_start(self, state: State) -> None:
+        """Called at the start of each train epoch (not when resuming mid-epoch)."""
+
+    def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        """Fetch the next batch; override for custom fetching. ``StopIteration`` ends the epoch."""
+        return next(data_iter)
+
+    @abstractmethod
+    def train_step(self, state: State, data: TTrainData) -> Any:
+        """Run one training step on ``data``; the return value is ``step_output``."""
+
+    def on_train_epoch_end(self, state: State) -> None:
+        """Called at the end of each train epoch, after ``num_epochs_completed`` counts it."""
+
+    def on_train_end(self, state: State) -> None:
+        """Called once when training ends."""
+
+
+class EvalUnit(_UnitBase, Generic[TEvalData], ABC):
+    """Base class for evaluation code: implement ``eval_step``.
+
+    Example:
+        >>> import torch
+        >>> from torchkit import evaluate
+        >>> class MyEval(EvalUnit[torch.Tensor]):
+        ...     def eval_step(self, state, data):
+        ...         return data.sum()
+        >>> u = MyEval(); evaluate(u, [torch.ones(2)] * 3)
+        >>> u.eval_progress.num_steps_completed
+        3
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.eval_progress = Progress()
+
+    def on_eval_start(self, state: State) -> None:
+        """Called when an evaluation starts."""
+
+    def on_eval_epoch_start(self, state: State) -> None:
+        """Called at the start of each eval epoch."""
+
+    def get_next_eval_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        """Fetch the next eval batch."""
+        return next(data_iter)
+
+    @abstractmethod
+    def eval_step(self, state: State, data: TEvalData) -> Any:
+        """Run one evaluation step on ``data``."""
+
+    def on_eval_epoch_end(self, state: State) -> None:
+        """Called at the end of each eval epoch, after ``num_epochs_completed`` counts it."""
+
+    def on_eval_end(self, state: State) -> None:
+        """Called when an evaluation ends."""
+
+
+class PredictUnit(_UnitBase, Generic[TPredictData], ABC):
+    """Base class for inference code: implement ``predict_step``.
+
+    Example:
+        >>> import torch
+        >>> from torchkit import predict
+        >>> class MyPredict(PredictUnit[torch.Tensor]):
+        ...     def predict_step(self, state, data):
+        ...         return data * 2
+        >>> u = MyPredict(); predict(u, [torch.ones(2)] * 2)
+        >>> u.predict_progress.num_steps_completed
+        2
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.predict_progress = Progress()
+
+    def on_predict_start(self, state: State) -> None:
+        """Called when prediction starts."""
+
+    def on_predict_epoch_start(self, state: State) -> None:
+        """Called at the start of the predict epoch."""
+
+    def get_next_predict_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        """Fetch the next predict batch."""
+        return next(data_iter)
+
+    @abstractmethod
+    def predict_step(self, state: State, data: TPredictData) -> Any:
+        """Run one inference step on ``data``."""
+
+    def on_predict_epoch_end(self, state: State) -> None:
+        """Called at the end of the predict epoch."""
+
+    def on_predict_end(self, state: State) -> None:
+        """Called when prediction ends."""
+
+
+TTrainUnit = TrainUnit[Any]
+TEvalUnit = EvalUnit[Any]
+TPredictUnit = PredictUnit[Any]
+AppStateUnit = _UnitBase
