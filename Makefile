@@ -1,0 +1,33 @@
+# Set-up and run targets. Each one creates .venv on first use, so a fresh clone needs only
+# `make example` (train the digits example) or `make test` (run the suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned here (not in pyproject, which accepts torch>=2.4) so set-up takes the CPU
+# wheel this machine kind ships instead of a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: example test lint bench docs clean
+
+$(VENV)/.installed-%: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[$*]"
+	touch $@
+
+example: $(VENV)/.installed-examples
+	$(PY) examples/digits.py
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check torchkit tests examples benchmarks
+	$(VENV)/bin/ruff format --check torchkit tests examples benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/loop_overhead.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info
