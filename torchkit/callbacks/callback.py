@@ -56,7 +56,7 @@ class Callback:
         ...     def on_train_step_end(self, state, unit):
         ...         self.n += 1
         >>> cb = CountSteps()
-        >>> train(DummyTrainUnit(2), generate_random_dataloader(8, 2, 4), max_epochs=1,
+        >>> _ = train(DummyTrainUnit(2), generate_random_dataloader(8, 2, 4), max_epochs=1,
         ...       callbacks=[cb])
         >>> cb.n
         2

@@ -47,7 +47,7 @@ class Lambda(Callback):
         >>> seen = []
         >>> cb = Lambda(on_train_epoch_end=lambda state, unit: seen.append(
         ...     unit.train_progress.num_epochs_completed))
-        >>> train(DummyTrainUnit(2), generate_random_dataloader(4, 2, 2), max_epochs=2,
+        >>> _ = train(DummyTrainUnit(2), generate_random_dataloader(4, 2, 2), max_epochs=2,
         ...       callbacks=[cb])
         >>> seen
         [1, 2]

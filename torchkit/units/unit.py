@@ -63,7 +63,7 @@ class TrainUnit(_UnitBase, Generic[TTrainData], ABC):
         ...         loss = self.net(data).pow(2).mean()
         ...         loss.backward(); self.opt.step(); self.opt.zero_grad()
         ...         return loss
-        >>> u = MyTrain(); train(u, [torch.ones(4, 2)] * 3, max_epochs=2)
+        >>> u = MyTrain(); _ = train(u, [torch.ones(4, 2)] * 3, max_epochs=2)
         >>> u.train_progress.num_steps_completed
         6
     """
