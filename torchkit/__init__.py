@@ -13,13 +13,23 @@ from torchkit.loop import (
     predict,
     train,
 )
-from torchkit.units import AppStateMixin, EvalUnit, PredictUnit, TrainUnit
+from torchkit.units import (
+    AppStateMixin,
+    AutoPredictUnit,
+    AutoUnit,
+    EvalUnit,
+    PredictUnit,
+    TrainStepResults,
+    TrainUnit,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActivePhase",
     "AppStateMixin",
+    "AutoPredictUnit",
+    "AutoUnit",
     "Callback",
     "EntryPoint",
     "EvalUnit",
@@ -28,6 +38,7 @@ __all__ = [
     "PredictUnit",
     "Progress",
     "State",
+    "TrainStepResults",
     "TrainUnit",
     "evaluate",
     "fit",

@@ -1,6 +1,16 @@
 """Units: the user's model code (TrainUnit/EvalUnit/PredictUnit) and attribute tracking."""
 
 from torchkit.units.app_state_mixin import AppStateMixin
+from torchkit.units.auto_predict_unit import AutoPredictUnit
+from torchkit.units.auto_unit import AutoUnit, TrainStepResults
 from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
 
-__all__ = ["AppStateMixin", "EvalUnit", "PredictUnit", "TrainUnit"]
+__all__ = [
+    "AppStateMixin",
+    "AutoPredictUnit",
+    "AutoUnit",
+    "EvalUnit",
+    "PredictUnit",
+    "TrainStepResults",
+    "TrainUnit",
+]

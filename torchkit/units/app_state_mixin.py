@@ -38,7 +38,7 @@ def _kind_of(value: Any) -> str | None:
         return "_lr_schedulers"
     if isinstance(value, Progress):
         return "_progress"
-    if isinstance(value, Stateful):
+    if isinstance(value, Stateful) and not isinstance(value, type):  # a class is no stateful
         return "_misc_statefuls"
     return None
 

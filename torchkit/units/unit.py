@@ -34,6 +34,9 @@ def step_requires_iterator(step_fn: Callable[..., Any]) -> bool:
     ann = hints.get(params[1])
     if ann is None:
         return False
+    if isinstance(ann, str):  # another hint did not resolve: read this one as written
+        head = ann.split("[", 1)[0].strip()
+        return head in ("Iterator", "typing.Iterator", "collections.abc.Iterator")
     origin = typing.get_origin(ann) or ann
     return origin in (Iterator, typing.Iterator)
 

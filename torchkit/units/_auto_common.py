@@ -1,0 +1,99 @@
+"""What ``AutoUnit`` and ``AutoPredictUnit`` share: device, strategy, precision, prefetch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import torch
+
+from torchkit.loop.state import State
+from torchkit.strategies.params import ActivationCheckpointParams, TorchCompileParams
+from torchkit.strategies.precision import Precision, resolve_precision
+from torchkit.strategies.prepare import prepare_module
+from torchkit.strategies.strategy import Strategy, resolve_strategy
+from torchkit.units._prefetch import BatchPrefetcher
+from torchkit.utils.device import copy_data_to_device
+from torchkit.utils.env import get_device_from_env
+
+T = TypeVar("T")
+
+
+class AutoModuleMixin:
+    """Module preparation and batch fetching shared by the auto units.
+
+    Call ``_init_auto`` from ``__init__`` after ``super().__init__()``.
+    """
+
+    module: torch.nn.Module
+    device: torch.device
+    strategy: Strategy
+    precision: Precision
+
+    def _init_auto(
+        self,
+        *,
+        module: torch.nn.Module,
+        device: torch.device | str | None,
+        strategy: str | Strategy | None,
+        precision: str | torch.dtype | Precision | None,
+        torch_compile_params: TorchCompileParams | None,
+        activation_checkpoint_params: ActivationCheckpointParams | None,
+        enable_prefetch: bool,
+    ) -> None:
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(
+                f"module={type(module).__name__} instance is invalid: expected a "
+                "torch.nn.Module. Pass the model to train, e.g. module=MyModel()."
+            )
+        dev = _resolve_device(device)
+        strat = resolve_strategy(strategy)
+        prec = resolve_precision(precision, dev)
+        # everything above only validates; from here on the module is changed
+        self.device = dev
+        self.strategy = strat
+        self.precision = prec
+        self.module = prepare_module(
+            module,
+            dev,
+            strategy=strat,
+            torch_compile_params=torch_compile_params,
+            activation_checkpoint_params=activation_checkpoint_params,
+        )
+        if prec.grad_scaler is not None:
+            self.grad_scaler = prec.grad_scaler  # tracked, so checkpoints hold its scale
+        self.enable_prefetch = enable_prefetch
+        self._eval_prefetcher = self._new_prefetcher()
+        self._predict_prefetcher = self._new_prefetcher()
+
+    def _new_prefetcher(self) -> BatchPrefetcher:
+        return BatchPrefetcher(self._move_for_prefetch, self.device, enabled=self.enable_prefetch)
+
+    def _move_for_prefetch(self, state: State, data: Any, non_blocking: bool) -> Any:
+        return self.move_data_to_device(state, data, non_blocking)
+
+    def move_data_to_device(self, state: State, data: T, non_blocking: bool) -> T:
+        """Copy a batch to ``self.device``; override for custom batch types.
+
+        Args:
+            state: the loop state.
+            data: the batch as the dataloader yielded it.
+            non_blocking: True when copying on the prefetch side stream (CUDA).
+        """
+        return copy_data_to_device(data, self.device, non_blocking=non_blocking)
+
+    def get_next_predict_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        """The next batch, already on the device (read one ahead when prefetching)."""
+        return self._predict_prefetcher.fetch(state, data_iter)
+
+
+def _resolve_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return get_device_from_env()
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is invalid: expected a torch.device or a string such as "
+            "'cpu' or 'cuda:0'. Leave it None to pick the device from the environment."
+        ) from exc

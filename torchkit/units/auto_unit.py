@@ -1,0 +1,470 @@
+"""``AutoUnit``: write ``compute_loss``; device, precision, accumulation, DDP/FSDP are done."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from torchkit.loop.state import ActivePhase, State
+from torchkit.strategies.params import ActivationCheckpointParams, SWAParams, TorchCompileParams
+from torchkit.strategies.precision import Precision
+from torchkit.strategies.strategy import Strategy
+from torchkit.strategies.swa import build_averaged_model, build_swalr
+from torchkit.units._auto_common import AutoModuleMixin
+from torchkit.units._auto_helpers import (
+    AnomalyMode,
+    AutoUnitCounters,
+    NonFinitePolicy,
+    StepLRInterval,
+    bad_result_error,
+    check_options,
+    metric_target,
+    non_scalar_loss_error,
+)
+from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
+
+logger = logging.getLogger(__name__)
+
+TData = TypeVar("TData")
+
+
+@dataclass
+class TrainStepResults:
+    """What ``on_train_step_end`` receives.
+
+    Attributes:
+        loss: the micro-batch loss as ``compute_loss`` returned it (not divided by the
+            accumulation steps), detached, on device.
+        total_grad_norm: the gradient norm before clipping on steps that update the weights
+            with ``clip_grad_norm`` set; None otherwise.
+        outputs: the outputs ``compute_loss`` returned.
+    """
+
+    loss: torch.Tensor
+    total_grad_norm: torch.Tensor | None
+    outputs: Any
+
+
+class _Window:
+    """The accumulation window in progress."""
+
+    __slots__ = ("items", "num_pending")
+
+    def __init__(self) -> None:
+        self.num_pending = 0  # micro-batches accumulated since the last optimizer step
+        self.items: Any = None  # sum of num_items in a count-weighted window
+
+
+class AutoUnit(AutoModuleMixin, TrainUnit[TData], EvalUnit[TData], PredictUnit[TData], ABC):
+    """A unit that trains, evaluates and predicts from ``compute_loss`` alone.
+
+    Implement ``compute_loss(state, data) -> (loss, outputs)`` (or the count-weighted
+    ``(loss_sum, outputs, num_items)``) and ``configure_optimizers_and_lr_scheduler(module)``.
+    The optimizer is built after the module is wrapped. See ``docs/autounit.md`` for the
+    accumulation, precision and non-finite semantics.
+
+    ``train_step`` returns ``(loss, outputs)`` with ``loss`` detached, on device; no step
+    reads a tensor on the host unless ``non_finite_policy`` (or fp16) asks for it. If you
+    override ``on_train_start``, ``on_eval_start`` or ``on_train_epoch_end``, call
+    ``super()``: they move metrics to the device, flush a pending accumulation window and
+    step per-epoch schedules.
+
+    Args:
+        module: the model; ``self.module`` is the prepared (possibly wrapped) module.
+        device: the device (None: ``cuda:LOCAL_RANK`` when CUDA exists, else CPU).
+        strategy: ``"noop"``, ``"ddp"``, ``"fsdp"``, ``"fsdp2"`` or a ``Strategy``.
+        step_lr_interval: step the LR scheduler every optimizer ``"step"`` or every ``"epoch"``.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"``, a dtype or a ``Precision``.
+        gradient_accumulation_steps: micro-batches per optimizer step (>= 1).
+        detect_anomaly: run forward and backward under autograd anomaly detection.
+        clip_grad_norm: clip the total gradient norm to this value.
+        clip_grad_value: clamp each gradient element to ``[-v, v]``.
+        swa_params: keep an SWA / EMA average of the weights in ``self.swa_model``.
+        torch_compile_params: compile the module.
+        activation_checkpoint_params: checkpoint the activations of selected submodules.
+        training: build the optimizer (False: evaluate / predict only).
+        enable_prefetch: read one batch ahead (last-batch detection, async H2D on CUDA).
+        zero_grad_at_train_step_start: zero gradients at the start of each window instead
+            of after each optimizer step.
+        non_finite_policy: None, ``"raise"`` or ``"skip"`` for inf/nan gradients.
+
+    Raises:
+        ValueError: a bad option value or an unknown precision/strategy name.
+        TypeError: a non-module ``module`` or a non-integer accumulation count.
+        RuntimeError: a distributed strategy without a process group, or fp16 on a
+            device without autocast support.
+
+    Example:
+        >>> import torch
+        >>> from torchkit import train
+        >>> class Regress(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+        ...     def compute_loss(self, state, data):
+        ...         x, y = data
+        ...         out = self.module(x)
+        ...         return torch.nn.functional.mse_loss(out, y), out
+        ...     def configure_optimizers_and_lr_scheduler(self, module):
+        ...         return torch.optim.SGD(module.parameters(), lr=0.1), None
+        >>> unit = Regress(module=torch.nn.Linear(2, 1), device="cpu")
+        >>> _ = train(unit, [(torch.ones(4, 2), torch.ones(4, 1))] * 4, max_epochs=1)
+        >>> unit.num_optimizer_steps
+        4
+    """
+
+    def __init__(
+        self,
+        *,
+        module: torch.nn.Module,
+        device: torch.device | str | None = None,
+        strategy: str | Strategy | None = None,
+        step_lr_interval: StepLRInterval = "epoch",
+        precision: str | torch.dtype | Precision | None = None,
+        gradient_accumulation_steps: int = 1,
+        detect_anomaly: bool | None = None,
+        clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None,
+        swa_params: SWAParams | None = None,
+        torch_compile_params: TorchCompileParams | None = None,
+        activation_checkpoint_params: ActivationCheckpointParams | None = None,
+        training: bool = True,
+        enable_prefetch: bool = True,
+        zero_grad_at_train_step_start: bool = False,
+        non_finite_policy: NonFinitePolicy | None = None,
+    ) -> None:
+        super().__init__()
+        check_options(
+            step_lr_interval=step_lr_interval,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            clip_grad_norm=clip_grad_norm,
+            clip_grad_value=clip_grad_value,
+            non_finite_policy=non_finite_policy,
+        )
+        self.train_metrics: Any = None
+        self.eval_metrics: Any = None
+        self._init_auto(
+            module=module,
+            device=device,
+            strategy=strategy,
+            precision=precision,
+            torch_compile_params=torch_compile_params,
+            activation_checkpoint_params=activation_checkpoint_params,
+            enable_prefetch=enable_prefetch,
+        )
+        self.step_lr_interval = step_lr_interval
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.clip_grad_norm = clip_grad_norm
+        self.clip_grad_value = clip_grad_value
+        self.swa_params = swa_params
+        self.training = training
+        self.zero_grad_at_train_step_start = zero_grad_at_train_step_start
+        self.non_finite_policy = self._resolve_policy(non_finite_policy)
+        self._anomaly: Any = self._resolve_anomaly(detect_anomaly, torch_compile_params)
+        self._has_no_sync = self.strategy.has_no_sync
+        self._step_lr_per_step = step_lr_interval == "step"
+        self.counters = AutoUnitCounters()  # tracked: checkpoints hold it
+        # Per-step mutable state lives on a plain object: assigning unit attributes goes
+        # through AppStateMixin's tracking, far too slow for every step.
+        self._window = _Window()
+        self._train_prefetcher = self._new_prefetcher()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.swa_model: torch.nn.Module | None = None
+        self.swa_scheduler: Any = None
+        if training:
+            self.optimizer, self.lr_scheduler = self.configure_optimizers_and_lr_scheduler(
+                self.module
+            )
+            if swa_params is not None:
+                self.swa_model = build_averaged_model(self.strategy.unwrap(self.module), swa_params)
+                self.swa_scheduler = build_swalr(self.optimizer, swa_params)
+
+    def _resolve_policy(self, policy: NonFinitePolicy | None) -> NonFinitePolicy | None:
+        if policy is not None and self.precision.grad_scaler is not None:
+            logger.warning(
+                "non_finite_policy=%r is ignored with precision='fp16': the GradScaler already "
+                "skips steps with inf/nan gradients and lowers its scale.",
+                policy,
+            )
+            return None
+        return policy
+
+    @staticmethod
+    def _resolve_anomaly(
+        detect_anomaly: bool | None, compile_params: TorchCompileParams | None
+    ) -> Any:
+        if detect_anomaly and compile_params is not None:
+            logger.warning(
+                "detect_anomaly=True is turned off because torch_compile_params is set: "
+                "anomaly detection does not work with torch.compile."
+            )
+            detect_anomaly = False
+        return AnomalyMode() if detect_anomaly else contextlib.nullcontext()
+
+    # ---- user hooks -------------------------------------------------------------------------
+
+    @abstractmethod
+    def compute_loss(self, state: State, data: TData) -> tuple[Any, ...]:
+        """Return ``(loss, outputs)`` or ``(loss_sum, outputs, num_items)`` for ``data``."""
+
+    def configure_optimizers_and_lr_scheduler(
+        self, module: torch.nn.Module
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """Build ``(optimizer, lr_scheduler or None)`` for the prepared ``module``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement configure_optimizers_and_lr_scheduler("
+            "module) to train, or be built with training=False for evaluate/predict only."
+        )
+
+    def on_train_step_end(
+        self, state: State, data: TData, step: int, results: TrainStepResults
+    ) -> None:
+        """Called at the end of ``train_step``; ``step`` counts steps completed before it."""
+
+    def on_eval_step_end(
+        self, state: State, data: TData, step: int, loss: torch.Tensor, outputs: Any
+    ) -> None:
+        """Called at the end of ``eval_step``."""
+
+    def on_predict_step_end(self, state: State, data: TData, step: int, outputs: Any) -> None:
+        """Called at the end of ``predict_step``."""
+
+    def update_metrics(self, state: State, data: TData, outputs: Any) -> None:
+        """Update the active phase's metrics: ``metrics.update(outputs, target)`` by default.
+
+        The target is ``data[-1]`` for a tuple/list batch and ``data["target"]`` (or
+        ``"label"``/``"labels"``) for a dict. Never computes or resets: ``MetricsLogger`` does.
+        """
+        is_train = state.active_phase == ActivePhase.TRAIN
+        metrics = self.train_metrics if is_train else self.eval_metrics
+        if metrics is not None:
+            metrics.update(outputs, metric_target(data))
+
+    def zero_grad(self) -> None:
+        """Drop the gradients (``set_to_none=True``)."""
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def step_lr_scheduler(self) -> None:
+        """Step the LR scheduler (the SWALR schedule once SWA averaging has started)."""
+        if self.swa_scheduler is not None and self._swa_started():
+            self.swa_scheduler.step()
+        elif self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+
+    @property
+    def num_optimizer_steps(self) -> int:
+        """Optimizer steps taken so far (steps skipped for inf/nan excluded)."""
+        return self.counters.num_optimizer_steps
+
+    @property
+    def num_non_finite_skips(self) -> int:
+        """Updates dropped by ``non_finite_policy="skip"``."""
+        return self.counters.num_non_finite_skips
+
+    @property
+    def consumed_dataloader_state(self) -> dict[str, Any] | None:
+        """The train dataloader's ``state_dict()`` as of the last batch a step consumed.
+
+        Prefetching reads one batch ahead, so the loader itself is one batch further; a
+        checkpoint should store this instead. None unless the loader has ``state_dict``.
+        """
+        return self._train_prefetcher.consumed_dataloader_state
+
+    # ---- phase hooks ------------------------------------------------------------------------
+
+    def on_train_start(self, state: State) -> None:
+        if self.train_metrics is not None:
+            self.train_metrics.to(self.device)
+
+    def on_eval_start(self, state: State) -> None:
+        if self.eval_metrics is not None:
+            self.eval_metrics.to(self.device)
+
+    def on_train_epoch_end(self, state: State) -> None:
+        # A window cut short without the look-ahead noticing (prefetch off, state.stop())
+        # is flushed here, normalised by its real length.
+        if self._window.num_pending > 0:
+            self._optimizer_step(state)
+        self._train_prefetcher.reset()
+        if not self._step_lr_per_step and self.training:
+            self.step_lr_scheduler()
+            self._maybe_update_swa(self.train_progress.num_epochs_completed)
+
+    # ---- fetching ---------------------------------------------------------------------------
+
+    def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        ts = state.train_state
+        return self._train_prefetcher.fetch(state, data_iter, ts.dataloader if ts else None)
+
+    def get_next_eval_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        return self._eval_prefetcher.fetch(state, data_iter)
+
+    # ---- steps ------------------------------------------------------------------------------
+
+    def train_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
+        if self.optimizer is None:
+            raise RuntimeError(
+                f"{type(self).__name__} was built with training=False, so it has no optimizer. "
+                "Build it with training=True to train."
+            )
+        is_last = self._is_last_micro_batch(state)
+        if self.zero_grad_at_train_step_start and self._window.num_pending == 0:
+            self.zero_grad()
+        if is_last or not self._has_no_sync:
+            loss, outputs = self._forward_backward(state, data)
+        else:  # skip the gradient all-reduce until the window's last micro-batch
+            with self.strategy.no_sync(self.module):
+                loss, outputs = self._forward_backward(state, data)
+        self._window.num_pending += 1
+        grad_norm = self._optimizer_step(state) if is_last else None
+        self.on_train_step_end(
+            state,
+            data,
+            self.train_progress.num_steps_completed,
+            TrainStepResults(loss, grad_norm, outputs),
+        )
+        return loss, outputs
+
+    def _is_last_micro_batch(self, state: State) -> bool:
+        """True when this micro-batch closes its accumulation window."""
+        if self._window.num_pending + 1 >= self.gradient_accumulation_steps:
+            return True
+        if self._train_prefetcher.is_last:  # the look-ahead found the end of the data
+            return True
+        ts = state.train_state
+        if ts is None:
+            return False
+        progress = self.train_progress
+        max_steps = ts.max_steps
+        if max_steps is not None and progress.num_steps_completed + 1 >= max_steps:
+            return True
+        per_epoch = ts.max_steps_per_epoch
+        return per_epoch is not None and progress.num_steps_completed_in_epoch + 1 >= per_epoch
+
+    def _forward_backward(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
+        with self._anomaly:
+            with self.precision.autocast():
+                result = self.compute_loss(state, data)
+            if not isinstance(result, tuple):
+                raise bad_result_error(result)
+            if len(result) == 3:
+                loss, outputs, num_items = result
+                # count-weighted: backprop the sum; the window is divided by its global
+                # item count just before the optimizer step
+                items = self._window.items
+                self._window.items = num_items if items is None else items + num_items
+                to_backward = loss
+            else:
+                loss, outputs = result
+                k = self.gradient_accumulation_steps
+                to_backward = loss / k if k > 1 else loss
+            if loss.ndim != 0:  # shape metadata only: no host sync
+                raise non_scalar_loss_error(loss)
+            if self.train_metrics is not None:
+                self.update_metrics(state, data, outputs)
+            self.precision.backward(to_backward)
+        return loss.detach(), outputs
+
+    def _optimizer_step(self, state: State) -> torch.Tensor | None:
+        """Close the window: normalise, unscale, clip, check, step, schedule, zero."""
+        optimizer = self.optimizer
+        assert optimizer is not None  # train_step checked it
+        num_micro = self._window.num_pending
+        self._window.num_pending = 0
+        if self._window.items is not None or num_micro != self.gradient_accumulation_steps:
+            self._normalise_window(num_micro)
+        self.precision.unscale_(optimizer)  # exactly once, before clipping or any norm
+        grad_norm = None
+        if self.clip_grad_norm is not None:
+            grad_norm = self.strategy.clip_grad_norm_(self.module, self.clip_grad_norm, 2.0)
+        if self.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(self.module.parameters(), self.clip_grad_value)
+        if self.non_finite_policy is not None and not self._grads_finite(state, grad_norm):
+            self.zero_grad()
+            return grad_norm
+        if self.precision.step(optimizer):
+            self.counters.num_optimizer_steps += 1
+            if self._step_lr_per_step:
+                self.step_lr_scheduler()
+                self._maybe_update_swa(self.counters.num_optimizer_steps)
+        if not self.zero_grad_at_train_step_start:
+            self.zero_grad()
+        return grad_norm
+
+    def _normalise_window(self, num_micro: int) -> None:
+        items = self._window.items
+        if items is None:
+            # a partial window: gradients were divided by k, the mean needs num_micro
+            self.strategy.scale_grads_(self.module, self.gradient_accumulation_steps / num_micro)
+            return
+        self._window.items = None
+        total = torch.as_tensor(items, dtype=torch.float32, device=self.device).clone()
+        self.strategy.all_reduce_sum_(total)  # on device: no host sync
+        # the backend averaged over ranks; sum over ranks / global count is what we want
+        factor = self.strategy.grad_average_world_size() / total
+        self.strategy.scale_grads_(self.module, factor)
+
+    def _grads_finite(self, state: State, grad_norm: torch.Tensor | None) -> bool:
+        norm = (
+            grad_norm if grad_norm is not None else self.strategy.total_grad_norm(self.module, 2.0)
+        )
+        bad = (~torch.isfinite(norm)).to(torch.float32).reshape(1)
+        self.strategy.all_reduce_sum_(bad)  # every rank takes the same decision
+        # note: CPU-GPU sync point, only with non_finite_policy set, once per optimizer step
+        if not bad.item():
+            return True
+        step = self.train_progress.num_steps_completed
+        if self.non_finite_policy == "raise":
+            raise RuntimeError(
+                f"Non-finite gradients (inf or nan) at train step {step} (0-based, epoch "
+                f"{self.train_progress.num_epochs_completed}). Lower the learning rate, set "
+                "clip_grad_norm, check the data, or pass non_finite_policy='skip' to drop such "
+                "updates."
+            )
+        self.counters.num_non_finite_skips += 1
+        logger.warning(
+            "Skipped the optimizer step at train step %d: non-finite gradients (%d skipped).",
+            step,
+            self.counters.num_non_finite_skips,
+        )
+        return False
+
+    def _swa_started(self) -> bool:
+        params = self.swa_params
+        if params is None:
+            return False
+        count = (
+            self.counters.num_optimizer_steps
+            if self._step_lr_per_step
+            else self.train_progress.num_epochs_completed
+        )
+        return count > params.warmup_steps_or_epochs
+
+    def _maybe_update_swa(self, count: int) -> None:
+        params = self.swa_params
+        if params is None or self.swa_model is None:
+            return
+        since = count - params.warmup_steps_or_epochs
+        if since > 0 and since % params.step_or_epoch_update_freq == 0:
+            update: Any = self.swa_model.update_parameters
+            update(self.strategy.unwrap(self.module))
+
+    def eval_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
+        with self.precision.autocast():
+            result = self.compute_loss(state, data)
+        loss, outputs = result[0], result[1]
+        if self.eval_metrics is not None:
+            self.update_metrics(state, data, outputs)
+        self.on_eval_step_end(state, data, self.eval_progress.num_steps_completed, loss, outputs)
+        return loss, outputs
+
+    def predict_step(self, state: State, data: TData) -> Any:
+        with self.precision.autocast():
+            outputs = self.module(data)
+        self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)
+        return outputs
