@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from enum import Enum, auto
 from typing import Any
@@ -63,15 +64,15 @@ def check_limit(name: str, value: Any) -> int | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)):
         raise TypeError(
             f"Invalid type provided for {name}: {value!r} ({type(value).__name__}). "
             f"Expected a non-negative int or None; pass e.g. {name}=10."
         )
-    if isinstance(value, float) and not value.is_integer():
+    if isinstance(value, float) and not value.is_integer():  # also inf and nan
         raise ValueError(
             f"Invalid value provided for {name}: {value!r}. Expected a whole number of steps "
-            f"or epochs; pass e.g. {name}={int(value)}."
+            f"or epochs; pass a non-negative int such as {name}=10, or None for no limit."
         )
     if value < 0:
         raise ValueError(
@@ -191,6 +192,9 @@ class State:
         eval_state: eval ``PhaseState``.
         predict_state: predict ``PhaseState``.
 
+    Raises:
+        TypeError: ``timer`` is not a ``Timer``.
+
     Example:
         >>> s = State(entry_point=EntryPoint.TRAIN)
         >>> s.stop(); s.should_stop
@@ -206,6 +210,11 @@ class State:
         eval_state: PhaseState | None = None,
         predict_state: PhaseState | None = None,
     ) -> None:
+        if timer is not None and not callable(getattr(timer, "time", None)):
+            raise TypeError(
+                f"timer={timer!r} is invalid: expected a torchkit.utils.Timer (an object with a "
+                "time(name) context manager). Pass timer=Timer() or leave it out."
+            )
         self._entry_point = entry_point
         self._timer = timer
         self._train_state = train_state
@@ -213,6 +222,9 @@ class State:
         self._predict_state = predict_state
         self._should_stop = False
         self._preempted = False
+        self._resume_pending_eval = False
+        """Internal: set by a checkpointer at ``on_train_start`` when the restored run stopped
+        with an eval due or in progress inside ``fit``; the loop then runs it first."""
         self._active_phase = ActivePhase.TRAIN
         self.metrics: dict[str, Any] = {}
         """Latest scalar metric values by name (``train/loss``, ``eval/accuracy``...), written

@@ -72,6 +72,10 @@ def train(
     Raises:
         TypeError: ``train_unit`` is not a ``TrainUnit`` or the dataloader is not iterable.
         ValueError: a negative or non-integral limit, or an empty dataloader.
+            A dataloader with ``len() == 0`` is rejected up front, before any hook runs; an
+            unsized iterable that yields no batch in an epoch raises when that epoch finds it
+            empty (through the exception path). Resuming an epoch whose data is already
+            exhausted (``num_steps_completed_in_epoch > 0``) is not an error: the epoch closes.
 
     Example:
         >>> from torchkit.testing import DummyTrainUnit, generate_random_dataloader
@@ -135,6 +139,9 @@ def _train_impl(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> Non
         call_hook(state, "train.on_train_start", unit.on_train_start)
         for fn in cbs.on_train_start:
             fn(state, unit)
+        if state._resume_pending_eval:  # resumed from a checkpoint taken with an eval due
+            state._resume_pending_eval = False
+            run_eval_in_fit(state, unit, cbs)
         while not (state.should_stop or is_done(unit.train_progress, ts.max_epochs, ts.max_steps)):
             _train_epoch(state, unit, cbs)
         call_hook(state, "train.on_train_end", unit.on_train_end)
@@ -156,7 +163,15 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         for fn in cbs.on_train_epoch_start:
             fn(state, unit)
     set_sampler_epoch(ts.dataloader, progress.num_epochs_completed)
-    data_iter = iter(ts.dataloader)
+    if progress.num_steps_completed_in_epoch == 0:
+        data_iter = iter(ts.dataloader)
+    else:
+        # Resuming mid-epoch: the restored RNG state is as of the last completed step, but
+        # creating an iterator (e.g. torchdata's StatefulDataLoader) draws from the global
+        # torch RNG; keep that draw from shifting the resumed run's random numbers.
+        rng_state = torch.get_rng_state()
+        data_iter = iter(ts.dataloader)
+        torch.set_rng_state(rng_state)
     fns = StepFns(
         unit.get_next_train_batch, unit.train_step, step_requires_iterator(unit.train_step)
     )

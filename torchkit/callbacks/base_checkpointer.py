@@ -1,0 +1,355 @@
+"""``BaseCheckpointer``: when to save, what to keep, and the preemption path; storage-agnostic."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from torchkit.callbacks.callback import Callback
+from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, PreemptionWatcher
+from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
+from torchkit.checkpoint.naming import BestCheckpointConfig, CheckpointName, list_checkpoints
+from torchkit.checkpoint.storage import is_committed, remove_checkpoint, remove_quietly
+from torchkit.loop.progress import Progress
+from torchkit.loop.state import EntryPoint, State
+from torchkit.utils.distributed import get_global_rank, get_world_size
+from torchkit.utils.fs import join_url
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LIVE: Any = object()
+"""Sentinel: read the value from the live loop (not from a pre-eval snapshot)."""
+
+
+def _check_interval(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{name}={value!r} is invalid: expected a positive int or None. Pass e.g. "
+            f"{name}=100, or None to turn it off."
+        )
+    return value
+
+
+class BaseCheckpointer(Callback, ABC):
+    """Checkpoint policy: when to save, which checkpoints to keep, and preemption.
+
+    Saves happen every ``save_every_n_train_steps`` *global* train steps, every
+    ``save_every_n_epochs`` train epochs, every ``save_every_n_eval_epochs`` eval epochs, and
+    always at the end of training unless a save already holds that state. Names are
+    ``epoch_{e}_train_step_{s}`` (``_{metric}={value}`` appended with a
+    ``best_checkpoint_config``), so latest and best are found from the directory alone. A
+    name that is already committed is not saved again. The unit's ``on_checkpoint_save`` runs
+    after each successful save.
+
+    Retention runs only after a new checkpoint is committed: ``keep_last_n_checkpoints=K``
+    keeps the K most recent (with a ``best_checkpoint_config``: the K best, plus the most
+    recent one so a resume never goes back in time). Checkpoints already in ``dirpath`` when
+    training starts count too.
+
+    Preemption: while training, the ``preemption_signals`` (SIGTERM by default; ``()`` turns it
+    off) only set a flag. After the next train or eval step all ranks agree on it, a
+    checkpoint of the state as of that step is saved (an eval cut short is marked to re-run on
+    resume), and the loop stops without closing the epoch; ``train``/``fit`` return normally
+    with ``state.preempted`` set.
+
+    Subclasses implement ``_checkpoint_impl`` (write and commit one checkpoint, then call
+    ``_after_commit``), ``_wait_for_pending`` and ``restore``.
+
+    Args:
+        dirpath: directory (local path or fsspec URL) holding the checkpoint directories.
+        save_every_n_train_steps: save every N global train steps.
+        save_every_n_epochs: save every N train epochs.
+        save_every_n_eval_epochs: save every N eval epochs.
+        keep_last_n_checkpoints: how many checkpoints to keep (None: all).
+        best_checkpoint_config: the metric that names and ranks checkpoints.
+        preemption_signals: signals that trigger a checkpoint-and-stop.
+
+    Raises:
+        ValueError: an empty ``dirpath``, a non-positive interval or count, or a bad signal.
+        TypeError: ``dirpath`` is not a string or ``best_checkpoint_config`` has a wrong type.
+    """
+
+    requires_no_grad = True
+    """``predict`` runs under ``no_grad``, not ``inference_mode``, with a checkpointer."""
+
+    def __init__(
+        self,
+        dirpath: str,
+        *,
+        save_every_n_train_steps: int | None = None,
+        save_every_n_epochs: int | None = None,
+        save_every_n_eval_epochs: int | None = None,
+        keep_last_n_checkpoints: int | None = None,
+        best_checkpoint_config: BestCheckpointConfig | None = None,
+        preemption_signals: Sequence[int] | None = DEFAULT_PREEMPTION_SIGNALS,
+    ) -> None:
+        if not isinstance(dirpath, str):
+            raise TypeError(
+                f"dirpath={dirpath!r} is invalid: expected a str (local path or fsspec URL). "
+                "Pass e.g. 'checkpoints/' or 's3://bucket/run1'."
+            )
+        if not dirpath.strip():
+            raise ValueError(
+                f"dirpath={dirpath!r} is invalid: expected a non-empty path. Pass e.g. "
+                "'checkpoints/'."
+            )
+        self._every_n_steps = _check_interval("save_every_n_train_steps", save_every_n_train_steps)
+        self._every_n_epochs = _check_interval("save_every_n_epochs", save_every_n_epochs)
+        self._every_n_eval_epochs = _check_interval(
+            "save_every_n_eval_epochs", save_every_n_eval_epochs
+        )
+        self._keep_last_n = _check_interval("keep_last_n_checkpoints", keep_last_n_checkpoints)
+        if best_checkpoint_config is not None and not isinstance(
+            best_checkpoint_config, BestCheckpointConfig
+        ):
+            raise TypeError(
+                f"best_checkpoint_config={best_checkpoint_config!r} is invalid: expected a "
+                "torchkit.checkpoint.BestCheckpointConfig, e.g. BestCheckpointConfig('eval/loss')."
+            )
+        self._best = best_checkpoint_config
+        self._preemption = PreemptionWatcher(preemption_signals or ())
+        self._dirpath = dirpath.rstrip("/") or dirpath
+        self._retained: list[tuple[str, CheckpointName]] = []
+        self._last_saved: int | None = None
+        self._eval_snapshot: dict[str, Any] | None = None
+        self._control_group: Any = None
+
+    @property
+    def dirpath(self) -> str:
+        """Where the checkpoint directories are written."""
+        return self._dirpath
+
+    @property
+    def retained_checkpoints(self) -> list[str]:
+        """Committed checkpoints this checkpointer keeps, oldest first."""
+        return [url for url, _ in self._retained]
+
+    # ---- subclass interface -------------------------------------------------------------
+    @abstractmethod
+    def _checkpoint_impl(
+        self,
+        state: State,
+        unit: Any,
+        *,
+        checkpoint_id: str,
+        name: CheckpointName,
+        extra: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> None:
+        """Write and commit one checkpoint, call ``_after_commit`` and the unit's
+        ``on_checkpoint_save`` (an async implementation may finish later)."""
+
+    @abstractmethod
+    def _wait_for_pending(self, *, raise_errors: bool = True) -> None:
+        """Block until any save in flight is committed (no-op for synchronous savers)."""
+
+    def _setup_groups(self) -> None:
+        """Create process groups the implementation needs (all ranks, at train start)."""
+        if get_world_size() > 1 and self._control_group is None:
+            import torch.distributed as dist
+
+            # Decisions are agreed on a CPU group: no device sync, and NCCL stays free.
+            if dist.get_backend() != "gloo":
+                self._control_group = dist.new_group(backend="gloo")
+
+    # ---- loop hooks ----------------------------------------------------------------------
+    def on_train_start(self, state: State, unit: Any) -> None:
+        self._setup_groups()
+        self._retained = self._rank_zero(lambda: list_checkpoints(self._dirpath))
+        if pop_eval_pending(unit) and state.entry_point == EntryPoint.FIT:
+            state._resume_pending_eval = True
+        self._preemption.install(self._control_group)
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        steps = unit.train_progress.num_steps_completed
+        if self._every_n_steps and steps % self._every_n_steps == 0:
+            self._save(state, unit, eval_pending=self._eval_due_after_step(state, steps))
+        if self._preemption.enabled and self._preemption.should_stop():
+            self._save(state, unit, eval_pending=self._eval_due_after_step(state, steps))
+            self._stop_for_preemption(state)
+
+    def on_train_epoch_end(self, state: State, unit: Any) -> None:
+        epochs = unit.train_progress.num_epochs_completed
+        if self._every_n_epochs and epochs % self._every_n_epochs == 0:
+            self._save(state, unit, eval_pending=self._eval_due_after_epoch(state, epochs))
+
+    def on_eval_start(self, state: State, unit: Any) -> None:
+        if state.entry_point == EntryPoint.FIT and self._preemption.enabled:
+            # What a checkpoint taken in the middle of this eval must hold: the state from
+            # before it, so the resumed run re-runs the whole eval with the same random draws.
+            self._eval_snapshot = {
+                "rng": get_rng_states(),
+                "eval_progress": Progress(**unit.eval_progress.state_dict()),
+                "eval_dataloader": self._loader_state(state, unit, "eval"),
+                "metric": self._metric_value(state, unit),
+            }
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        if state.entry_point != EntryPoint.FIT or not self._preemption.enabled:
+            return
+        snap = self._eval_snapshot
+        if snap is not None and self._preemption.should_stop():
+            self._save(
+                state,
+                unit,
+                eval_pending=True,
+                overrides={"eval_progress": snap["eval_progress"]},
+                rng=snap["rng"],
+                eval_loader=snap["eval_dataloader"],
+                metric=snap["metric"],
+            )
+            self._stop_for_preemption(state)
+
+    def on_eval_epoch_end(self, state: State, unit: Any) -> None:
+        epochs = unit.eval_progress.num_epochs_completed
+        if self._every_n_eval_epochs and epochs % self._every_n_eval_epochs == 0:
+            self._save(state, unit, eval_pending=False)
+
+    def on_eval_end(self, state: State, unit: Any) -> None:
+        self._eval_snapshot = None
+
+    def on_train_end(self, state: State, unit: Any) -> None:
+        try:
+            # skipped when the last save was at this global step: it holds the same state
+            if not state.preempted and unit.train_progress.num_steps_completed != self._last_saved:
+                self._save(state, unit, eval_pending=False)
+            self._wait_for_pending()
+        finally:
+            self._preemption.uninstall()
+
+    def on_exception(self, state: State, unit: Any, exc: BaseException) -> None:
+        self._preemption.uninstall()
+        self._wait_for_pending(raise_errors=False)
+
+    # ---- policy helpers ------------------------------------------------------------------
+    def _stop_for_preemption(self, state: State) -> None:
+        self._wait_for_pending()  # the checkpoint must be committed before the process exits
+        logger.warning("Preemption signal received: checkpoint saved, stopping the loop.")
+        state._stop_for_preemption()
+
+    @staticmethod
+    def _eval_due_after_step(state: State, steps: int) -> bool:
+        es = state.eval_state
+        n = es.evaluate_every_n_steps if es is not None else None
+        return state.entry_point == EntryPoint.FIT and bool(n) and steps % n == 0  # type: ignore[operator]
+
+    @staticmethod
+    def _eval_due_after_epoch(state: State, epochs: int) -> bool:
+        es = state.eval_state
+        n = es.evaluate_every_n_epochs if es is not None else None
+        return state.entry_point == EntryPoint.FIT and bool(n) and epochs % n == 0  # type: ignore[operator]
+
+    @staticmethod
+    def _loader_state(state: State, unit: Any, phase: str) -> Any:
+        ps = state.train_state if phase == "train" else state.eval_state
+        return None if ps is None else dataloader_state(unit, phase, ps.dataloader)
+
+    def _metric_value(self, state: State, unit: Any) -> float | None:
+        if self._best is None:
+            return None
+        name = self._best.monitored_metric
+        value = state.metrics.get(name, getattr(unit, name, None))
+        if value is None:
+            return None
+        return float(value)  # note: CPU-GPU sync for a tensor metric, once per save
+
+    def _checkpoint_name(self, unit: Any, metric: float | None) -> CheckpointName:
+        progress = getattr(unit, "train_progress", None) or Progress()
+        epoch, step = progress.num_epochs_completed, progress.num_steps_completed
+        if self._best is None:
+            return CheckpointName(epoch, step)
+        if metric is None:
+            logger.warning(
+                "Metric %r is not in state.metrics nor a unit attribute yet; the checkpoint "
+                "at step %d is named without it and ranks last for best-checkpoint retention.",
+                self._best.monitored_metric,
+                step,
+            )
+            return CheckpointName(epoch, step)
+        return CheckpointName(epoch, step, self._best.monitored_metric, metric)
+
+    def _save(
+        self,
+        state: State,
+        unit: Any,
+        *,
+        eval_pending: bool,
+        overrides: dict[str, Any] | None = None,
+        rng: dict[str, Any] | None = None,
+        eval_loader: Any = _LIVE,
+        metric: float | None = _LIVE,
+    ) -> None:
+        self._wait_for_pending()  # one save in flight at most; its errors surface here
+        if metric is _LIVE:
+            metric = self._metric_value(state, unit)
+        name = self._checkpoint_name(unit, metric)
+        url = join_url(self._dirpath, str(name))
+        progress = getattr(unit, "train_progress", None) or Progress()
+        self._last_saved = progress.num_steps_completed
+        if url in self.retained_checkpoints or self._rank_zero(lambda: self._prepare_dir(url)):
+            return  # already committed: it holds this very state
+        extra = {
+            "rng": rng if rng is not None else get_rng_states(),
+            "dataloaders": {
+                "train": self._loader_state(state, unit, "train"),
+                "eval": self._loader_state(state, unit, "eval")
+                if eval_loader is _LIVE
+                else eval_loader,
+            },
+            "eval_pending": eval_pending,
+        }
+        self._checkpoint_impl(
+            state, unit, checkpoint_id=url, name=name, extra=extra, overrides=overrides or {}
+        )
+
+    @staticmethod
+    def _prepare_dir(url: str) -> bool:
+        """True when ``url`` is already committed; else removes a stale partial save there."""
+        if is_committed(url):
+            return True
+        remove_quietly(url)
+        return False
+
+    def _after_commit(self, url: str, name: CheckpointName) -> None:
+        """Record a committed checkpoint and evict those the policy no longer keeps."""
+        self._retained = [item for item in self._retained if item[0] != url] + [(url, name)]
+        self._retained.sort(key=lambda item: item[1].recency_key())
+        n = self._keep_last_n
+        if n is None or len(self._retained) <= n:
+            return
+        if self._best is None:
+            keep = self._retained[-n:]
+        else:
+            mode = self._best.mode
+            ranked = sorted(
+                self._retained, key=lambda it: (it[1].metric_key(mode), it[1].recency_key())
+            )
+            keep = ranked[-n:]
+            if self._retained[-1] not in keep:
+                keep.append(self._retained[-1])
+        for item in [it for it in self._retained if it not in keep]:
+            if get_global_rank() == 0:
+                try:
+                    remove_checkpoint(item[0])
+                except Exception as exc:  # eviction must not fail training
+                    logger.warning("Could not delete old checkpoint %s: %s", item[0], exc)
+        self._retained = [it for it in self._retained if it in keep]
+
+    def _rank_zero(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on rank 0 and give its result to every rank (identical decisions)."""
+        if get_world_size() == 1:
+            return fn()
+        import torch.distributed as dist
+
+        box: list[Any] = [fn() if get_global_rank() == 0 else None]
+        dist.broadcast_object_list(box, src=0, group=self._control_group)
+        return box[0]
+
+
+__all__ = ["BaseCheckpointer"]
