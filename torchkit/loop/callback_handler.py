@@ -26,7 +26,7 @@ class CallbackHandler:
         callbacks: the callbacks, in the order they should run.
 
     Raises:
-        TypeError: an element is not a ``Callback``.
+        TypeError: ``callbacks`` is not a list, or an element is not a ``Callback``.
     """
 
     on_exception: list[Callable[..., None]]
@@ -56,6 +56,11 @@ class CallbackHandler:
     on_predict_end: list[Callable[..., None]]
 
     def __init__(self, callbacks: Iterable[Any] | None) -> None:
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, (Iterable, type(None))):
+            raise TypeError(
+                f"callbacks={callbacks!r} is invalid: expected a list of torchkit.Callback "
+                "instances. Wrap a single callback in a list: callbacks=[cb]."
+            )
         self.callbacks: list[Callback] = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
             if not isinstance(cb, Callback):

@@ -55,6 +55,10 @@ def fit(
         TypeError: ``unit`` is not both a ``TrainUnit`` and an ``EvalUnit``, or a dataloader
             is not iterable.
         ValueError: a negative limit, a zero interval or an empty dataloader.
+            A dataloader with ``len() == 0`` is rejected up front, before any hook runs; an
+            unsized iterable that yields no batch in an epoch raises when that epoch finds it
+            empty (through the exception path). Resuming an epoch whose data is already
+            exhausted (``num_steps_completed_in_epoch > 0``) is not an error: the epoch closes.
 
     Example:
         >>> from torchkit.testing import DummyFitUnit, generate_random_dataloader

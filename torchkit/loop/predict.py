@@ -52,6 +52,10 @@ def predict(
     Raises:
         TypeError: ``predict_unit`` is not a ``PredictUnit`` or the dataloader is not iterable.
         ValueError: a negative limit or an empty dataloader.
+            A dataloader with ``len() == 0`` is rejected up front, before any hook runs; an
+            unsized iterable that yields no batch in an epoch raises when that epoch finds it
+            empty (through the exception path). Resuming an epoch whose data is already
+            exhausted (``num_steps_completed_in_epoch > 0``) is not an error: the epoch closes.
 
     Example:
         >>> from torchkit.testing import DummyPredictUnit, generate_random_dataloader

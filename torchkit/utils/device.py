@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -48,6 +49,8 @@ def _copy(data: Any, device: torch.device, non_blocking: bool) -> Any:
         return moved if type(data) is list else type(data)(moved)
     if isinstance(data, Mapping):
         moved_map = {k: _copy(v, device, non_blocking) for k, v in data.items()}
+        if isinstance(data, defaultdict):  # its constructor takes the factory first
+            return type(data)(data.default_factory, moved_map)
         try:
             return type(data)(moved_map)  # type: ignore[call-arg]
         except TypeError:
