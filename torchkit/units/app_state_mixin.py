@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from torchkit.loop.progress import Progress
-from torchkit.utils.stateful import Stateful
 
 _KINDS = ("_modules", "_optimizers", "_lr_schedulers", "_progress", "_metrics", "_misc_statefuls")
 
@@ -27,7 +26,14 @@ def _is_metric(value: Any) -> bool:
     return tm is not None and isinstance(value, (tm.Metric, tm.MetricCollection))
 
 
+# Values assigned in steps (losses, counters, flags) take this exit before any isinstance check.
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict, torch.Tensor})
+
+
 def _kind_of(value: Any) -> str | None:
+    cls = type(value)
+    if cls in _PLAIN_TYPES or isinstance(value, type):  # a class is no stateful
+        return None
     if _is_metric(value):
         return "_metrics"
     if isinstance(value, torch.nn.Module):
@@ -38,7 +44,11 @@ def _kind_of(value: Any) -> str | None:
         return "_lr_schedulers"
     if isinstance(value, Progress):
         return "_progress"
-    if isinstance(value, Stateful) and not isinstance(value, type):  # a class is no stateful
+    # Structural check, equivalent to ``isinstance(value, Stateful)`` but without the runtime
+    # Protocol machinery, which costs ~100 Python calls per assignment.
+    if callable(getattr(cls, "state_dict", None)) and callable(
+        getattr(cls, "load_state_dict", None)
+    ):
         return "_misc_statefuls"
     return None
 
@@ -72,8 +82,9 @@ class AppStateMixin:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_modules" in self.__dict__:
+            d = self.__dict__
             for kind in _KINDS:
-                self.__dict__[kind].pop(name, None)
+                d[kind].pop(name, None)
             new_kind = _kind_of(value)
             if new_kind is not None:
                 self.__dict__[new_kind][name] = value
