@@ -27,7 +27,9 @@ def _is_metric(value: Any) -> bool:
 
 
 # Values assigned in steps (losses, counters, flags) take this exit before any isinstance check.
-_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict, torch.Tensor})
+_PLAIN_TYPES = frozenset(
+    {type(None), bool, int, float, str, bytes, tuple, list, dict, torch.Tensor}
+)
 
 
 def _kind_of(value: Any) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
 from torchkit.strategies.swa import build_averaged_model, build_swalr
 from torchkit.units._auto_common import AutoModuleMixin
+from torchkit.units._auto_extras import AutoTrainExtrasMixin
 from torchkit.units._auto_helpers import (
-    AnomalyMode,
     AutoUnitCounters,
     NonFinitePolicy,
     StepLRInterval,
@@ -61,7 +60,14 @@ class _Window:
         self.items: Any = None  # sum of num_items in a count-weighted window
 
 
-class AutoUnit(AutoModuleMixin, TrainUnit[TData], EvalUnit[TData], PredictUnit[TData], ABC):
+class AutoUnit(
+    AutoModuleMixin,
+    AutoTrainExtrasMixin,
+    TrainUnit[TData],
+    EvalUnit[TData],
+    PredictUnit[TData],
+    ABC,
+):
     """A unit that trains, evaluates and predicts from ``compute_loss`` alone.
 
     Implement ``compute_loss(state, data) -> (loss, outputs)`` (or the count-weighted
@@ -182,28 +188,6 @@ class AutoUnit(AutoModuleMixin, TrainUnit[TData], EvalUnit[TData], PredictUnit[T
             if swa_params is not None:
                 self.swa_model = build_averaged_model(self.strategy.unwrap(self.module), swa_params)
                 self.swa_scheduler = build_swalr(self.optimizer, swa_params)
-
-    def _resolve_policy(self, policy: NonFinitePolicy | None) -> NonFinitePolicy | None:
-        if policy is not None and self.precision.grad_scaler is not None:
-            logger.warning(
-                "non_finite_policy=%r is ignored with precision='fp16': the GradScaler already "
-                "skips steps with inf/nan gradients and lowers its scale.",
-                policy,
-            )
-            return None
-        return policy
-
-    @staticmethod
-    def _resolve_anomaly(
-        detect_anomaly: bool | None, compile_params: TorchCompileParams | None
-    ) -> Any:
-        if detect_anomaly and compile_params is not None:
-            logger.warning(
-                "detect_anomaly=True is turned off because torch_compile_params is set: "
-                "anomaly detection does not work with torch.compile."
-            )
-            detect_anomaly = False
-        return AnomalyMode() if detect_anomaly else contextlib.nullcontext()
 
     # ---- user hooks -------------------------------------------------------------------------
 
@@ -408,51 +392,6 @@ class AutoUnit(AutoModuleMixin, TrainUnit[TData], EvalUnit[TData], PredictUnit[T
         # the backend averaged over ranks; sum over ranks / global count is what we want
         factor = self.strategy.grad_average_world_size() / total
         self.strategy.scale_grads_(self.module, factor)
-
-    def _grads_finite(self, state: State, grad_norm: torch.Tensor | None) -> bool:
-        norm = (
-            grad_norm if grad_norm is not None else self.strategy.total_grad_norm(self.module, 2.0)
-        )
-        bad = (~torch.isfinite(norm)).to(torch.float32).reshape(1)
-        self.strategy.all_reduce_sum_(bad)  # every rank takes the same decision
-        # note: CPU-GPU sync point, only with non_finite_policy set, once per optimizer step
-        if not bad.item():
-            return True
-        step = self.train_progress.num_steps_completed
-        if self.non_finite_policy == "raise":
-            raise RuntimeError(
-                f"Non-finite gradients (inf or nan) at train step {step} (0-based, epoch "
-                f"{self.train_progress.num_epochs_completed}). Lower the learning rate, set "
-                "clip_grad_norm, check the data, or pass non_finite_policy='skip' to drop such "
-                "updates."
-            )
-        self.counters.num_non_finite_skips += 1
-        logger.warning(
-            "Skipped the optimizer step at train step %d: non-finite gradients (%d skipped).",
-            step,
-            self.counters.num_non_finite_skips,
-        )
-        return False
-
-    def _swa_started(self) -> bool:
-        params = self.swa_params
-        if params is None:
-            return False
-        count = (
-            self.counters.num_optimizer_steps
-            if self._step_lr_per_step
-            else self.train_progress.num_epochs_completed
-        )
-        return count > params.warmup_steps_or_epochs
-
-    def _maybe_update_swa(self, count: int) -> None:
-        params = self.swa_params
-        if params is None or self.swa_model is None:
-            return
-        since = count - params.warmup_steps_or_epochs
-        if since > 0 and since % params.step_or_epoch_update_freq == 0:
-            update: Any = self.swa_model.update_parameters
-            update(self.strategy.unwrap(self.module))
 
     def eval_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
         with self.precision.autocast():

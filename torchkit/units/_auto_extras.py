@@ -1,0 +1,99 @@
+"""``AutoUnit`` option resolution, the non-finite gradient check and SWA bookkeeping."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from torchkit.strategies.params import TorchCompileParams
+from torchkit.units._auto_helpers import AnomalyMode, NonFinitePolicy
+
+if TYPE_CHECKING:
+    from torchkit.loop.state import State
+
+logger = logging.getLogger("torchkit.units.auto_unit")
+
+
+class AutoTrainExtrasMixin:
+    """Parts of ``AutoUnit``'s training path kept out of the main module for size."""
+
+    # provided by AutoUnit
+    precision: Any
+    strategy: Any
+    module: torch.nn.Module
+    counters: Any
+    train_progress: Any
+    non_finite_policy: NonFinitePolicy | None
+    swa_params: Any
+    swa_model: torch.nn.Module | None
+    _step_lr_per_step: bool
+
+    def _resolve_policy(self, policy: NonFinitePolicy | None) -> NonFinitePolicy | None:
+        if policy is not None and self.precision.grad_scaler is not None:
+            logger.warning(
+                "non_finite_policy=%r is ignored with precision='fp16': the GradScaler already "
+                "skips steps with inf/nan gradients and lowers its scale.",
+                policy,
+            )
+            return None
+        return policy
+
+    @staticmethod
+    def _resolve_anomaly(
+        detect_anomaly: bool | None, compile_params: TorchCompileParams | None
+    ) -> Any:
+        if detect_anomaly and compile_params is not None:
+            logger.warning(
+                "detect_anomaly=True is turned off because torch_compile_params is set: "
+                "anomaly detection does not work with torch.compile."
+            )
+            detect_anomaly = False
+        return AnomalyMode() if detect_anomaly else contextlib.nullcontext()
+
+    def _grads_finite(self, state: State, grad_norm: torch.Tensor | None) -> bool:
+        norm = (
+            grad_norm if grad_norm is not None else self.strategy.total_grad_norm(self.module, 2.0)
+        )
+        bad = (~torch.isfinite(norm)).to(torch.float32).reshape(1)
+        self.strategy.all_reduce_sum_(bad)  # every rank takes the same decision
+        # note: CPU-GPU sync point, only with non_finite_policy set, once per optimizer step
+        if not bad.item():
+            return True
+        step = self.train_progress.num_steps_completed
+        if self.non_finite_policy == "raise":
+            raise RuntimeError(
+                f"Non-finite gradients (inf or nan) at train step {step} (0-based, epoch "
+                f"{self.train_progress.num_epochs_completed}). Lower the learning rate, set "
+                "clip_grad_norm, check the data, or pass non_finite_policy='skip' to drop such "
+                "updates."
+            )
+        self.counters.num_non_finite_skips += 1
+        logger.warning(
+            "Skipped the optimizer step at train step %d: non-finite gradients (%d skipped).",
+            step,
+            self.counters.num_non_finite_skips,
+        )
+        return False
+
+    def _swa_started(self) -> bool:
+        params = self.swa_params
+        if params is None:
+            return False
+        count = (
+            self.counters.num_optimizer_steps
+            if self._step_lr_per_step
+            else self.train_progress.num_epochs_completed
+        )
+        return count > params.warmup_steps_or_epochs
+
+    def _maybe_update_swa(self, count: int) -> None:
+        params = self.swa_params
+        if params is None or self.swa_model is None:
+            return
+        since = count - params.warmup_steps_or_epochs
+        if since > 0 and since % params.step_or_epoch_update_freq == 0:
+            update: Any = self.swa_model.update_parameters
+            update(self.strategy.unwrap(self.module))
