@@ -58,4 +58,4 @@ def test_probe_catches_a_sync_in_torchkit(sync_calls: list[str]) -> None:
     unit = MSEUnit(module=mlp(), device="cpu", non_finite_policy="skip")
     train(unit, batches(2), max_epochs=1)
     # the non-finite check is the one documented sync point (policy on, per optimizer step)
-    assert len(sync_calls) == 2 and all("auto_unit.py" in c for c in sync_calls)
+    assert len(sync_calls) == 2 and all("_auto_extras.py" in c for c in sync_calls)
