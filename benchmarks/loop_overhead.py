@@ -17,7 +17,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import (  # noqa: E402
+import torchkit
+from benchmarks.harness import (
     Runner,
     calls_per_step,
     emit,
@@ -27,8 +28,6 @@ from benchmarks.harness import (  # noqa: E402
     make_raw_loop,
     tiny_mlp,
 )
-
-import torchkit  # noqa: E402
 
 
 class TinyTrainUnit(torchkit.TrainUnit[tuple[torch.Tensor, torch.Tensor]]):
@@ -55,6 +54,28 @@ def make_train_unit_loop() -> Runner:
     return run
 
 
+class TinyAutoUnit(torchkit.AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+    def compute_loss(
+        self, state: torchkit.State, data: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = data
+        out = self.module(x)
+        return torch.nn.functional.mse_loss(out, y), out
+
+    def configure_optimizers_and_lr_scheduler(
+        self, module: torch.nn.Module
+    ) -> tuple[torch.optim.Optimizer, None]:
+        return torch.optim.SGD(module.parameters(), lr=1e-3), None
+
+
+def make_auto_unit_loop() -> Runner:
+    unit = TinyAutoUnit(module=tiny_mlp(), device="cpu")
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        unit.train_progress = torchkit.Progress()
+        torchkit.train(unit, batches, max_epochs=1)
+
+    return run
 
 
 def main() -> None:
@@ -64,7 +85,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    makers = {"raw": make_raw_loop, "train_unit": make_train_unit_loop}
+    makers = {
+        "raw": make_raw_loop,
+        "train_unit": make_train_unit_loop,
+        "auto_unit": make_auto_unit_loop,
+    }
     us = interleaved_us_per_step({k: m() for k, m in makers.items()}, args.steps, args.rounds)
     calls = {k: calls_per_step(m) for k, m in makers.items()}
     result: dict[str, object] = {"benchmark": "loop_overhead", **machine_info()}
