@@ -45,6 +45,13 @@ class BatchPrefetcher:
         if enabled and device.type == "cuda":
             self._stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
 
+    def state_for_checkpoint(self) -> dict[str, Any] | None:
+        """The loader state a checkpoint must store, or None when the loader's own state is
+        already right (no batch is held in the look-ahead)."""
+        if self._iter is None or self._next is _NOTHING:
+            return None
+        return self.consumed_dataloader_state
+
     def reset(self) -> None:
         """Forget the read-ahead batch (a new epoch creates a new iterator anyway)."""
         self._iter = None

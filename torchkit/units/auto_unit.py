@@ -259,6 +259,15 @@ class AutoUnit(
         """
         return self._train_prefetcher.consumed_dataloader_state
 
+    def dataloader_state_dict_for_checkpoint(
+        self, phase: str, dataloader: Any
+    ) -> dict[str, Any] | None:
+        """The checkpointers' hook: the train loader's state without the read-ahead batch.
+
+        None (use ``dataloader.state_dict()``) when no batch is held in the look-ahead.
+        """
+        return self._train_prefetcher.state_for_checkpoint() if phase == "train" else None
+
     # ---- phase hooks ------------------------------------------------------------------------
 
     def on_train_start(self, state: State) -> None:
