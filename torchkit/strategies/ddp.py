@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from torchkit.strategies.strategy import Strategy, require_process_group
+from torchkit.strategies.strategy import WrapperStrategy, require_process_group
 
 
 @dataclass(frozen=True)
-class DDPStrategy(Strategy):
+class DDPStrategy(WrapperStrategy):
     """Data parallel training with ``torch.nn.parallel.DistributedDataParallel``.
 
     Gradients are all-reduced (averaged) once per optimizer step: ``AutoUnit`` runs
@@ -72,21 +70,3 @@ class DDPStrategy(Strategy):
         if self.comm_hook is not None:
             ddp.register_comm_hook(self.comm_state, self.comm_hook)
         return ddp
-
-    def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        inner = getattr(module, "module", module)
-        return inner if isinstance(inner, torch.nn.Module) else module
-
-    def no_sync(self, module: torch.nn.Module) -> AbstractContextManager[Any]:
-        no_sync: Callable[[], AbstractContextManager[Any]] = module.no_sync  # type: ignore[assignment]
-        return no_sync()
-
-    @property
-    def has_no_sync(self) -> bool:
-        return True
-
-    def grad_average_world_size(self) -> int:
-        return dist.get_world_size()
-
-    def all_reduce_sum_(self, tensor: torch.Tensor) -> None:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from torchkit.strategies.strategy import Strategy, require_process_group
+from torchkit.strategies.strategy import WrapperStrategy, require_process_group
 
 
 @dataclass(frozen=True)
-class FSDPStrategy(Strategy):
+class FSDPStrategy(WrapperStrategy):
     """Fully sharded data parallel training with the FSDP1 wrapper.
 
     Prefer ``FSDP2Strategy`` for new code; this one exists for TNT compatibility.
@@ -50,24 +48,6 @@ class FSDPStrategy(Strategy):
         }
         kwargs.update(self.fsdp_kwargs)
         return FullyShardedDataParallel(module.to(device), **kwargs)
-
-    def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        inner = getattr(module, "module", module)
-        return inner if isinstance(inner, torch.nn.Module) else module
-
-    def no_sync(self, module: torch.nn.Module) -> AbstractContextManager[Any]:
-        no_sync: Callable[[], AbstractContextManager[Any]] = module.no_sync  # type: ignore[assignment]
-        return no_sync()
-
-    @property
-    def has_no_sync(self) -> bool:
-        return True
-
-    def grad_average_world_size(self) -> int:
-        return dist.get_world_size()
-
-    def all_reduce_sum_(self, tensor: torch.Tensor) -> None:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
     def total_grad_norm(self, module: torch.nn.Module, norm_type: float) -> torch.Tensor:
         # FSDP1 shards flat parameters: only the wrapper can reduce the norm over ranks.

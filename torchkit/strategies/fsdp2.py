@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from torchkit.strategies.strategy import Strategy, grads_of, require_process_group
+from torchkit.strategies.strategy import DataParallelStrategy, grads_of, require_process_group
 
 
 def _fsdp2_api() -> tuple[Any, Any, Any]:
@@ -40,7 +40,7 @@ def _dtensor_type() -> type:
 
 
 @dataclass(frozen=True)
-class FSDP2Strategy(Strategy):
+class FSDP2Strategy(DataParallelStrategy):
     """Fully sharded data parallel training with ``fully_shard`` (FSDP2, DTensor parameters).
 
     Each submodule whose class is in ``modules_to_shard`` (or whose class name is) gets its
@@ -103,16 +103,6 @@ class FSDP2Strategy(Strategy):
 
     def no_sync(self, module: torch.nn.Module) -> AbstractContextManager[Any]:
         return _no_gradient_sync(module)
-
-    @property
-    def has_no_sync(self) -> bool:
-        return True
-
-    def grad_average_world_size(self) -> int:
-        return dist.get_world_size()
-
-    def all_reduce_sum_(self, tensor: torch.Tensor) -> None:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
     def scale_grads_(self, module: torch.nn.Module, factor: float | torch.Tensor) -> None:
         # Sharded gradients are DTensors; scaling each rank's local shard is exact and

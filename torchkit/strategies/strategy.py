@@ -107,6 +107,38 @@ class NOOPStrategy(Strategy):
     """
 
 
+class DataParallelStrategy(Strategy):
+    """Shared by the multi-process strategies: gradients are averaged over the world and the
+    wrapper supports skipping the gradient sync (``no_sync``)."""
+
+    @property
+    def has_no_sync(self) -> bool:
+        return True
+
+    def grad_average_world_size(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_world_size()
+
+    def all_reduce_sum_(self, tensor: torch.Tensor) -> None:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+class WrapperStrategy(DataParallelStrategy):
+    """A strategy whose wrapper keeps the user's module in ``.module`` and has ``no_sync()``
+    (DDP, FSDP1)."""
+
+    def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        inner = getattr(module, "module", module)
+        return inner if isinstance(inner, torch.nn.Module) else module
+
+    def no_sync(self, module: torch.nn.Module) -> AbstractContextManager[Any]:
+        no_sync: Any = module.no_sync
+        return no_sync()
+
+
 def resolve_strategy(strategy: str | Strategy | None) -> Strategy:
     """Turn ``None``, a strategy name or a ``Strategy`` into a ``Strategy`` instance.
 
