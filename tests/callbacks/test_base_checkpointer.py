@@ -112,3 +112,38 @@ def test_predict_runs_under_no_grad_with_a_checkpointer(tmp_path: Path) -> None:
     assert BaseCheckpointer.requires_no_grad
     predict(P(), [1], callbacks=[DistributedCheckpointSaver(str(tmp_path))])
     assert seen == [False]
+
+
+class _MeanMetricUnit(FitUnit):
+    """Eval updates a torchmetrics ``MeanMetric`` with a scripted value per eval epoch."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        import torchmetrics
+
+        self.eval_metrics = torchmetrics.MeanMetric()
+        self.values = values
+
+    def eval_step(self, state: Any, data: Any) -> None:
+        self.eval_metrics.update(torch.tensor(self.values[self.eval_progress.num_epochs_completed]))
+
+
+def test_best_metric_is_this_epochs_value_whatever_the_callback_order(tmp_path: Path) -> None:
+    from torchkit.callbacks import MetricsLogger
+    from torchkit.loggers import InMemoryLogger
+
+    unit = _MeanMetricUnit([0.25, 0.75, 0.5])
+    saver = DistributedCheckpointSaver(
+        str(tmp_path),
+        save_every_n_eval_epochs=1,
+        best_checkpoint_config=BestCheckpointConfig("eval/mean_metric", "max"),
+    )
+    logger = InMemoryLogger()
+    dl = batches(1)
+    # the saver runs before MetricsLogger: it must not see the previous epoch's value
+    fit(unit, dl, dl, max_epochs=3, callbacks=[saver, MetricsLogger([logger], every_n_steps=1)])
+    assert _on_disk(tmp_path) == [
+        "epoch_1_train_step_1_eval_mean_metric=0.25",
+        "epoch_2_train_step_2_eval_mean_metric=0.75",
+        "epoch_3_train_step_3_eval_mean_metric=0.5",
+    ]

@@ -149,3 +149,17 @@ def _hard_exit() -> None:
 def test_a_rank_that_dies_is_reported() -> None:
     with pytest.raises(RuntimeError, match=r"died without a result.*exit codes"):
         launch_processes(1, "gloo", _hard_exit, timeout_s=30.0)
+
+
+def _matmul_sum() -> float:
+    x = torch.ones(256, 256)
+    return float((x @ x).sum())
+
+
+@pytest.mark.distributed
+def test_forked_ranks_do_not_hang_after_the_parent_used_openmp() -> None:
+    # A forked child inherits a dead OpenMP pool; the launcher must keep it out of parallel ops.
+    a = torch.randn(512, 512)
+    (a @ a).sum()
+    out = launch_processes(2, "gloo", _matmul_sum, timeout_s=60, start_method="fork")
+    assert out == [256.0**3, 256.0**3]

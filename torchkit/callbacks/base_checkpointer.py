@@ -7,13 +7,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from torchkit.callbacks._metric_state import publish_eval
 from torchkit.callbacks.callback import Callback
 from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, PreemptionWatcher
 from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
 from torchkit.checkpoint.naming import BestCheckpointConfig, CheckpointName, list_checkpoints
 from torchkit.checkpoint.storage import is_committed, remove_checkpoint, remove_quietly
 from torchkit.loop.progress import Progress
-from torchkit.loop.state import EntryPoint, State
+from torchkit.loop.state import ActivePhase, EntryPoint, State
 from torchkit.utils.distributed import get_global_rank, get_world_size
 from torchkit.utils.fs import join_url
 
@@ -254,6 +255,10 @@ class BaseCheckpointer(Callback, ABC):
         if self._best is None:
             return None
         name = self._best.monitored_metric
+        if state.active_phase == ActivePhase.EVALUATE and name.startswith("eval/"):
+            # compute (once per eval epoch, cached) so the value is this epoch's whatever the
+            # callback order
+            publish_eval(state, unit)
         value = state.metrics.get(name, getattr(unit, name, None))
         if value is None:
             return None

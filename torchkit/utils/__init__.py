@@ -12,6 +12,7 @@ from torchkit.utils.distributed import (
     spawn_multi_process,
     sync_bool,
 )
+from torchkit.utils.early_stop_checker import EarlyStopChecker
 from torchkit.utils.env import get_device_from_env, init_from_env
 from torchkit.utils.fs import get_filesystem
 from torchkit.utils.loop_utils import (
@@ -25,6 +26,7 @@ from torchkit.utils.timer import BoundedTimer, Timer
 
 __all__ = [
     "BoundedTimer",
+    "EarlyStopChecker",
     "MultiStateful",
     "Stateful",
     "Timer",

@@ -134,7 +134,8 @@ def spawn_multi_process(
 
     The processes rendezvous on 127.0.0.1, each with ``RANK``/``WORLD_SIZE`` set, and the
     default process group initialised with ``backend`` before ``method`` runs and destroyed
-    after. Processes are forked when CUDA is not initialised (about 4x faster), else spawned.
+    after. Processes are forked when CUDA is not initialised (about 4x faster), else spawned;
+    forked ranks run with one intra-op thread, since the OpenMP pool they inherit is dead.
 
     Args:
         world_size: number of processes (>= 1).
@@ -184,7 +185,17 @@ def launch_processes(
     procs = [
         ctx.Process(
             target=_child,
-            args=(rank, world_size, backend, port, method, args, kwargs or {}, results),
+            args=(
+                rank,
+                world_size,
+                backend,
+                port,
+                method,
+                args,
+                kwargs or {},
+                results,
+                start_method == "fork",
+            ),
             daemon=False,
         )
         for rank in range(world_size)
@@ -244,10 +255,16 @@ def _child(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     results: Any,
+    forked: bool,
 ) -> None:
     env.set_process_group_env(
         rank=rank, world_size=world_size, master_addr="127.0.0.1", master_port=port
     )
+    if forked:
+        # A forked child inherits the parent's OpenMP thread pool without its threads: the
+        # first parallel op would wait on them forever once the parent has run one. With a
+        # single intra-op thread no parallel region is entered.
+        torch.set_num_threads(1)
     try:
         dist.init_process_group(
             backend=backend,

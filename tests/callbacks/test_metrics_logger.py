@@ -1,0 +1,128 @@
+"""MetricsLogger: loss means, torchmetrics with prefixes, LR, and no extra host syncs."""
+
+from __future__ import annotations
+
+import inspect
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.callbacks._units import ClassifierUnit, loader
+from torchkit import fit, train
+from torchkit.callbacks import MetricsLogger, TQDMProgressBar
+from torchkit.loggers import InMemoryLogger, TensorBoardLogger
+
+TORCHKIT_DIR = str(Path(__file__).resolve().parents[2] / "torchkit")
+
+
+def test_train_loss_is_the_interval_mean() -> None:
+    lg = InMemoryLogger()
+    unit = ClassifierUnit()
+    train(unit, loader(32, 4), max_epochs=1, callbacks=[MetricsLogger(lg, every_n_steps=4)])
+    assert sorted(lg.log_buffer) == [4, 8]
+    losses = torch.stack(unit.train_losses)
+    assert lg.log_buffer[4]["train/loss"] == pytest.approx(losses[:4].mean().item(), rel=1e-6)
+    assert lg.log_buffer[8]["train/loss"] == pytest.approx(losses[4:].mean().item(), rel=1e-6)
+    assert lg.log_buffer[4]["train/lr"] == 0.1
+    assert 0.0 <= lg.log_buffer[4]["train/accuracy"] <= 1.0
+
+
+def test_fit_logs_eval_metrics_with_prefix_and_resets_them() -> None:
+    lg = InMemoryLogger()
+    unit = ClassifierUnit()
+    state = fit(
+        unit, loader(16, 4), loader(8, 4), max_epochs=2,
+        callbacks=[MetricsLogger(lg, every_n_steps=100)],
+    )  # fmt: skip
+    # epoch ends at train steps 4 and 8 log train/* then eval/*, merged per step
+    assert sorted(lg.log_buffer) == [4, 8]
+    assert {"train/loss", "train/accuracy", "eval/loss", "eval/accuracy"} <= set(lg.log_buffer[8])
+    assert state.metrics["eval/accuracy"] == lg.log_buffer[8]["eval/accuracy"]
+    assert unit.eval_metrics is not None and not unit.eval_metrics.update_called  # reset
+
+
+def test_writes_tensorboard_curves(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = TensorBoardLogger(str(tmp_path))
+    train(ClassifierUnit(), loader(16, 2), max_epochs=1, callbacks=[MetricsLogger(tb, 4)])
+    tb.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [4, 8]
+
+
+@pytest.mark.parametrize("every_n_steps", [0, -1, 2.5])
+def test_bad_interval_is_a_clear_error(every_n_steps: object) -> None:
+    with pytest.raises(ValueError, match=rf"every_n_steps={every_n_steps!r} is invalid"):
+        MetricsLogger(InMemoryLogger(), every_n_steps=every_n_steps)  # type: ignore[arg-type]
+
+
+def test_not_a_logger_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"loggers\[0\]=.* is invalid: expected a MetricLogger"):
+        MetricsLogger([object()], every_n_steps=1)  # type: ignore[list-item]
+
+
+@pytest.fixture
+def host_syncs() -> Iterator[list[str]]:
+    """Count Tensor.item / __float__ / __bool__ / tolist calls made directly from torchkit."""
+    calls: list[str] = []
+    originals = {n: getattr(torch.Tensor, n) for n in ("item", "__float__", "__bool__", "tolist")}
+
+    def wrap(name: str, fn):  # type: ignore[no-untyped-def]
+        def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            caller = inspect.currentframe().f_back  # type: ignore[union-attr]
+            if caller is not None and caller.f_code.co_filename.startswith(TORCHKIT_DIR):
+                calls.append(f"{name} from {caller.f_code.co_name}")
+            return fn(self, *args, **kwargs)
+
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(torch.Tensor, name, wrap(name, fn))
+    try:
+        yield calls
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+
+
+def test_at_most_one_host_sync_per_logging_interval(host_syncs: list[str]) -> None:
+    lg = InMemoryLogger()
+    callbacks = [
+        TQDMProgressBar(refresh_rate=10, file=io.StringIO()),
+        MetricsLogger(lg, every_n_steps=10),
+    ]
+    train(ClassifierUnit(), loader(160, 4), max_epochs=1, callbacks=callbacks)  # 40 steps
+    assert sorted(lg.log_buffer) == [10, 20, 30, 40]
+    assert len(host_syncs) <= 4, host_syncs
+    assert host_syncs, "the wrapper saw no read at all: the test is not measuring anything"
+
+
+def test_with_autounit_metrics_are_logged_with_prefixes_and_reset() -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from torchkit import AutoUnit
+
+    class Auto(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+        def compute_loss(self, state, data):  # type: ignore[no-untyped-def]
+            out = self.module(data[0])
+            return torch.nn.functional.cross_entropy(out, data[1]), out
+
+        def configure_optimizers_and_lr_scheduler(self, module):  # type: ignore[no-untyped-def]
+            return torch.optim.SGD(module.parameters(), lr=0.1), None
+
+    unit = Auto(module=torch.nn.Linear(4, 2), device="cpu")
+    unit.train_metrics = MulticlassAccuracy(num_classes=2)
+    unit.eval_metrics = MulticlassAccuracy(num_classes=2)
+    lg = InMemoryLogger()
+    state = fit(unit, loader(16, 4), loader(8, 4), max_epochs=2,
+                callbacks=[MetricsLogger(lg, every_n_steps=2)])  # fmt: skip
+    assert sorted(lg.log_buffer) == [2, 4, 6, 8]
+    assert {"train/loss", "train/accuracy", "train/lr"} <= set(lg.log_buffer[2])
+    assert {"eval/loss", "eval/accuracy"} <= set(lg.log_buffer[8])
+    assert state.metrics["eval/loss"] == lg.log_buffer[8]["eval/loss"]
+    assert not unit.eval_metrics.update_called and not unit.train_metrics.update_called

@@ -1,0 +1,109 @@
+"""TQDMProgressBar: counts, totals (len, max_steps, max_steps_per_epoch, resume), postfix."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.callbacks._units import ClassifierUnit, loader
+from torchkit import evaluate, fit, predict, train
+from torchkit.callbacks import MetricsLogger, TQDMProgressBar
+from torchkit.loggers import InMemoryLogger
+from torchkit.testing import DummyPredictUnit
+
+
+def _final_counts(text: str, label: str) -> list[str]:
+    """The last ``n/total`` drawn for each bar whose description starts with ``label``."""
+    out: dict[str, str] = {}
+    for desc, count in re.findall(rf"({label} Epoch \d+):[^|]*\|[^|]*\| (\d+/\d+)", text):
+        out[desc] = count
+    return list(out.values())
+
+
+def test_sized_loader_counts_and_loss_postfix() -> None:
+    buf = io.StringIO()
+    train(ClassifierUnit(), loader(24, 4), max_epochs=2,
+          callbacks=[TQDMProgressBar(refresh_rate=2, file=buf, mininterval=0)])  # fmt: skip
+    text = buf.getvalue()
+    assert _final_counts(text, "Train") == ["6/6", "6/6"]
+    assert re.search(r"loss=\d+\.\d+", text)
+    assert "2/6" in text and "4/6" in text
+
+
+def test_total_follows_max_steps() -> None:
+    buf = io.StringIO()
+    train(ClassifierUnit(), loader(24, 4), max_steps=8,
+          callbacks=[TQDMProgressBar(refresh_rate=1, file=buf)])  # fmt: skip
+    assert _final_counts(buf.getvalue(), "Train") == ["6/6", "2/2"]
+
+
+def test_total_follows_max_steps_per_epoch() -> None:
+    buf = io.StringIO()
+    train(ClassifierUnit(), loader(24, 4), max_epochs=1, max_steps_per_epoch=4,
+          callbacks=[TQDMProgressBar(file=buf)])  # fmt: skip
+    assert _final_counts(buf.getvalue(), "Train") == ["4/4"]
+
+
+def test_total_is_right_after_a_mid_epoch_resume() -> None:
+    unit = ClassifierUnit()
+    # as restored from a checkpoint taken 3 steps into epoch 2 (epochs of 5 steps)
+    unit.train_progress.num_epochs_completed = 1
+    unit.train_progress.num_steps_completed = 8
+    unit.train_progress.num_steps_completed_in_epoch = 3
+    buf = io.StringIO()
+    train(unit, loader(24, 4), max_epochs=2, max_steps_per_epoch=5,
+          callbacks=[TQDMProgressBar(refresh_rate=1, file=buf, mininterval=0)])  # fmt: skip
+    text = buf.getvalue()
+    assert unit.train_progress.num_steps_completed == 10
+    assert _final_counts(text, "Train") == ["5/5"]
+    assert "3/5" in text and "0/5" not in text  # the bar starts where the run resumed
+
+
+def test_resumed_run_capped_by_max_steps() -> None:
+    unit = ClassifierUnit()
+    unit.train_progress.num_steps_completed = 2
+    unit.train_progress.num_steps_completed_in_epoch = 2
+    buf = io.StringIO()
+    train(unit, loader(40, 4), max_steps=5, callbacks=[TQDMProgressBar(file=buf)])
+    assert _final_counts(buf.getvalue(), "Train") == ["5/5"]
+
+
+def test_eval_and_predict_bars() -> None:
+    buf = io.StringIO()
+    pb = TQDMProgressBar(refresh_rate=1, file=buf)
+    unit = ClassifierUnit()
+    evaluate(unit, loader(12, 4), callbacks=[pb])
+    predict(DummyPredictUnit(4), loader(8, 4), callbacks=[pb])
+    text = buf.getvalue()
+    assert "Eval Epoch 1" in text and "3/3" in text
+    assert "Predict Epoch 1" in text and "2/2" in text
+
+
+def test_postfix_shows_chosen_metrics_in_fit() -> None:
+    buf = io.StringIO()
+    pb = TQDMProgressBar(refresh_rate=2, file=buf, metrics=("train/accuracy",))
+    fit(ClassifierUnit(), loader(16, 4), loader(8, 4), max_epochs=1,
+        callbacks=[pb, MetricsLogger(InMemoryLogger(), every_n_steps=2)])  # fmt: skip
+    assert re.search(r"loss=[\d.]+, train/accuracy=[\d.]+", buf.getvalue())
+
+
+def test_default_throttle_still_draws_the_final_count() -> None:
+    buf = io.StringIO()
+    train(ClassifierUnit(), loader(40, 4), max_epochs=1,
+          callbacks=[TQDMProgressBar(refresh_rate=1, file=buf)])  # fmt: skip
+    assert _final_counts(buf.getvalue(), "Train") == ["10/10"]
+    assert "loss=" in buf.getvalue()
+
+
+def test_other_ranks_draw_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "1")
+    buf = io.StringIO()
+    train(ClassifierUnit(), loader(8, 4), max_epochs=1, callbacks=[TQDMProgressBar(file=buf)])
+    assert buf.getvalue() == ""
+
+
+def test_bad_refresh_rate_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"refresh_rate=-5 is invalid: expected an int >= 1"):
+        TQDMProgressBar(refresh_rate=-5)

@@ -1,0 +1,269 @@
+"""Computes loss means and torchmetrics once and publishes them as scalars in ``state.metrics``.
+
+Every callback that shows or decides on metrics (``MetricsLogger``, ``TQDMProgressBar``,
+``EarlyStopping``, ``RunSummary``, best-checkpoint tracking) goes through these functions
+instead of computing on its own, so values are computed once, read from the device once, and
+are in ``state.metrics`` whichever callback runs first:
+
+* ``StepRecorder(phase).record(state, unit)`` (or ``record_step``) - call from
+  ``on_<phase>_step_end``. Keeps the step's loss (the first element of a ``(loss, outputs)``
+  step output, a scalar tensor output, or ``.loss`` of ``TrainStepResults``) as a device
+  tensor; the mean over the interval is one device op at publication. No host sync. Several
+  callbacks may record the same step: only the first call counts.
+* ``publish_train(state, unit)`` - call at a train logging point. Computes the running loss
+  mean since the previous publication, ``unit.train_metrics`` (then resets them) and the
+  step's grad norm, reads all of them with **one** host sync, writes ``train/<name>`` into
+  ``state.metrics`` and returns them. Cached by the train step count: a second call at the
+  same step returns the same values without computing again.
+* ``publish_eval(state, unit)`` - call from ``on_eval_epoch_end``. The same for the eval
+  loss mean and ``unit.eval_metrics`` (``eval/<name>``), cached by the eval epoch count.
+* ``add_time(state, category, seconds)`` / ``get_times(state)`` - wall-time buckets
+  (``"checkpoint"``...) that callbacks report and ``RunSummary`` prints.
+
+The per-run accumulators live in a ``WeakKeyDictionary`` keyed by the ``State``, so they
+disappear with the run and two runs never share them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from torchkit.loop.state import State
+
+logger = logging.getLogger(__name__)
+
+_PREFIXES = ("Multiclass", "Multilabel", "Binary")
+_FOLD_AT = 1024
+
+
+def _sum(losses: list[torch.Tensor]) -> torch.Tensor:
+    """Sum of scalar loss tensors in fp32 (one stack and one sum on the device)."""
+    try:
+        return torch.stack(losses).float().sum()
+    except RuntimeError:  # mixed dtypes or shapes (a folded partial sum next to bf16 losses)
+        return torch.stack([t.reshape(()).float() for t in losses]).sum()
+
+
+class _PhaseMetrics:
+    """Accumulators of one phase: the step losses since the last publication, and a cache."""
+
+    __slots__ = ("count", "last_recorded_step", "losses", "published", "published_key")
+
+    def __init__(self) -> None:
+        # Detached 0-d device tensors; summed with one op when published, so recording a step
+        # costs a list append and no device op (cheaper than a running sum on the host).
+        self.losses: list[torch.Tensor] = []
+        self.count = 0
+        """Steps the losses stand for (a long interval is folded into one partial sum)."""
+        self.last_recorded_step = -1
+        self.published_key: int = -1
+        self.published: dict[str, float] = {}
+
+
+class MetricState:
+    """Everything ``_metric_state`` keeps for one run (one ``State``)."""
+
+    __slots__ = ("__weakref__", "phases", "times")
+
+    def __init__(self) -> None:
+        self.phases = {"train": _PhaseMetrics(), "eval": _PhaseMetrics()}
+        self.times: dict[str, float] = {}
+
+
+_STATES: weakref.WeakKeyDictionary[State, MetricState] = weakref.WeakKeyDictionary()
+
+
+def get_metric_state(state: State) -> MetricState:
+    """The accumulators of ``state``'s run (created on first use)."""
+    ms = _STATES.get(state)
+    if ms is None:
+        ms = _STATES[state] = MetricState()
+    return ms
+
+
+def extract_loss(step_output: Any) -> torch.Tensor | None:
+    """The loss in a step output: ``(loss, ...)``, a scalar tensor, or an object's ``.loss``."""
+    if isinstance(step_output, (tuple, list)) and step_output:
+        candidate = step_output[0]
+    elif hasattr(step_output, "loss"):
+        candidate = step_output.loss
+    else:
+        candidate = step_output
+    if isinstance(candidate, torch.Tensor) and candidate.numel() == 1:
+        return candidate
+    return None
+
+
+class StepRecorder:
+    """A callback's handle on the run's loss accumulators for one phase.
+
+    ``record(state, unit)`` from ``on_<phase>_step_end`` keeps the step's loss (no host sync,
+    no device op). The recorder remembers the run it last saw, so a step costs a few attribute
+    reads; several callbacks recording the same step count it once.
+
+    Args:
+        phase: ``"train"`` or ``"eval"``.
+    """
+
+    __slots__ = ("_acc", "_progress_attr", "_state", "_state_attr", "phase")
+
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+        self._progress_attr = f"{phase}_progress"
+        self._state_attr = f"{phase}_state"
+        self._state: State | None = None
+        self._acc = _PhaseMetrics()
+
+    def record(self, state: State, unit: Any) -> None:
+        if state is not self._state:
+            self._state = state
+            self._acc = get_metric_state(state).phases[self.phase]
+        acc = self._acc
+        step = getattr(unit, self._progress_attr).num_steps_completed
+        if acc.last_recorded_step == step:
+            return  # another callback already recorded this step
+        acc.last_recorded_step = step
+        phase_state = getattr(state, self._state_attr)
+        output = phase_state.step_output if phase_state is not None else None
+        # fast path for the usual (loss, outputs) tuple with a 0-d loss
+        if type(output) is tuple and output and type(output[0]) is torch.Tensor:
+            loss: torch.Tensor | None = output[0] if output[0].ndim == 0 else extract_loss(output)
+        else:
+            loss = extract_loss(output)
+        if loss is not None:
+            acc.losses.append(loss.detach() if loss.requires_grad else loss)
+            acc.count += 1
+            if len(acc.losses) >= _FOLD_AT:  # bound memory on long intervals: one device op
+                acc.losses = [_sum(acc.losses)]
+
+
+def record_step(state: State, unit: Any, phase: str) -> None:
+    """Keep this step's loss for the phase's running mean (no host sync). Callbacks on the
+    hot path should hold a ``StepRecorder`` instead (it skips the per-run lookup)."""
+    StepRecorder(phase).record(state, unit)
+
+
+def metric_name(metric: Any) -> str:
+    """A short snake_case name: ``MulticlassAccuracy`` -> ``accuracy``, ``MeanMetric`` ->
+    ``mean_metric``."""
+    name = type(metric).__name__
+    for prefix in _PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def compute_metrics(metrics: Any) -> dict[str, torch.Tensor]:
+    """``compute()`` a torchmetrics ``Metric``, ``MetricCollection`` or dict of them, as a flat
+    ``{name: tensor}``; torchmetrics syncs across ranks here. Nothing is read to the host."""
+    if metrics is None:
+        return {}
+    import torchmetrics
+
+    if isinstance(metrics, torchmetrics.MetricCollection):
+        items = [(metric_name(m) if k == type(m).__name__ else k, m) for k, m in metrics.items()]
+    elif isinstance(metrics, torchmetrics.Metric):
+        items = [(metric_name(metrics), metrics)]
+    elif isinstance(metrics, Mapping):
+        items = list(metrics.items())
+    else:
+        raise TypeError(
+            f"metrics={metrics!r} is invalid: expected a torchmetrics Metric, MetricCollection "
+            "or a dict of them. Assign e.g. self.eval_metrics = MulticlassAccuracy(num_classes)."
+        )
+    out: dict[str, torch.Tensor] = {}
+    for name, metric in items:
+        if not getattr(metric, "update_called", True):
+            continue  # nothing seen this interval: compute() would only warn
+        value = metric.compute()
+        if isinstance(value, Mapping):
+            out.update({str(k): v for k, v in value.items()})
+        else:
+            out[name] = value
+    return {k: torch.as_tensor(v) for k, v in out.items() if torch.as_tensor(v).numel() == 1}
+
+
+def reset_metrics(metrics: Any) -> None:
+    """Reset a ``Metric``, ``MetricCollection`` or dict of them."""
+    if metrics is None:
+        return
+    if isinstance(metrics, Mapping) and not hasattr(metrics, "reset"):
+        for m in metrics.values():
+            m.reset()
+    else:
+        metrics.reset()
+
+
+def read_floats(values: Mapping[str, Any]) -> dict[str, float]:
+    """Read scalars to Python floats with one host transfer per device.
+
+    note: CPU-GPU sync point - call only at logging / decision points.
+    """
+    out: dict[str, float] = {}
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for name, v in values.items():
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append((name, v))
+        else:
+            out[name] = float(v)
+    for pairs in by_device.values():
+        if len(pairs) == 1:
+            out[pairs[0][0]] = float(pairs[0][1].detach().reshape(()).item())
+            continue
+        dtype = torch.float32 if pairs[0][1].device.type == "mps" else torch.float64
+        stacked = torch.stack([t.detach().reshape(()).to(dtype) for _, t in pairs])
+        for (name, _), f in zip(pairs, stacked.tolist()):
+            out[name] = f
+    return dict(sorted(out.items()))
+
+
+def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> dict[str, float]:
+    acc = get_metric_state(state).phases[phase]
+    if acc.published_key == key:
+        return acc.published
+    metrics = getattr(unit, f"{phase}_metrics", None)
+    values: dict[str, Any] = {}
+    if acc.losses:
+        values["loss"] = _sum(acc.losses) / acc.count
+    values.update(compute_metrics(metrics))
+    if grad_norm is not None:
+        values["grad_norm"] = grad_norm
+    floats = {f"{phase}/{k}": v for k, v in read_floats(values).items()}
+    reset_metrics(metrics)
+    acc.losses, acc.count = [], 0
+    acc.published_key, acc.published = key, floats
+    state.metrics.update(floats)
+    return floats
+
+
+def publish_train(state: State, unit: Any) -> dict[str, float]:
+    """Compute, read once, publish (``train/<name>``) and reset the train metrics; cached by
+    the train step count. Returns the published ``{name: value}``."""
+    ts = state.train_state
+    output = ts.step_output if ts is not None else None
+    grad_norm = getattr(output, "total_grad_norm", None)
+    return _publish(state, unit, "train", unit.train_progress.num_steps_completed, grad_norm)
+
+
+def publish_eval(state: State, unit: Any) -> dict[str, float]:
+    """Compute, read once, publish (``eval/<name>``) and reset the eval metrics; cached by the
+    eval epoch count. Returns the published ``{name: value}``."""
+    return _publish(state, unit, "eval", unit.eval_progress.num_epochs_completed, None)
+
+
+def add_time(state: State, category: str, seconds: float) -> None:
+    """Add wall time (seconds) to a named bucket of the run, e.g. ``"checkpoint"``."""
+    times = get_metric_state(state).times
+    times[category] = times.get(category, 0.0) + seconds
+
+
+def get_times(state: State) -> dict[str, float]:
+    """The wall-time buckets reported with ``add_time`` so far."""
+    return dict(get_metric_state(state).times)

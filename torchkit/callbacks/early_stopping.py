@@ -1,0 +1,191 @@
+"""``EarlyStopping``: stops training when a monitored metric stops improving."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Literal
+
+import torch
+
+from torchkit.callbacks._logging_utils import check_choice, check_interval
+from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.state import State
+from torchkit.utils.distributed import sync_bool
+from torchkit.utils.early_stop_checker import EarlyStopChecker
+
+logger = logging.getLogger(__name__)
+
+
+def parse_metric_spec(metric: str, mode: str | None) -> tuple[str, str]:
+    """``"-eval/loss"`` -> ``("eval/loss", "min")``, ``"+eval/acc"`` -> ``("eval/acc", "max")``;
+    without a sign the ``mode`` argument decides (default ``"min"``)."""
+    sign = {"-": "min", "+": "max"}.get(metric[:1])
+    name = metric[1:] if sign else metric
+    if sign and mode is not None and mode != sign:
+        raise ValueError(
+            f"mode={mode!r} is invalid: expected {sign!r} because metric={metric!r} starts with "
+            f"{metric[0]!r}. Drop the sign or the mode argument."
+        )
+    return name, sign or mode or "min"
+
+
+class EarlyStopping(Callback):
+    """Stops ``train``/``fit`` when the monitored value stops improving.
+
+    The value is a metric name in ``state.metrics`` (``"eval/loss"``, ``"eval/accuracy"``,
+    ``"train/loss"``: published by this callback itself, so no other callback is needed) or,
+    TNT-style, an attribute of the unit (``monitored_attr``). Checks run at the end of every
+    ``interval_freq``-th epoch or step of ``phase``. The stop decision is taken on rank 0 and
+    broadcast (one collective per check), so every rank stops at the same step.
+
+    Args:
+        monitored_attr: TNT form: name of a unit attribute holding the value.
+        early_stop_checker: TNT form: the ``EarlyStopChecker`` to feed.
+        metric: a ``state.metrics`` name; ``"-name"`` minimises, ``"+name"`` maximises.
+        mode: ``"min"`` or ``"max"`` when neither ``early_stop_checker`` nor a sign says.
+        patience: checks without improvement before stopping (with ``metric``).
+        min_delta: smallest improvement that counts (with ``metric``).
+        interval: check at the end of an ``"epoch"`` or a ``"step"``.
+        interval_freq: check every this many epochs/steps.
+        phase: ``"eval"`` (checked after each evaluation) or ``"train"``.
+        restore_best_weights: keep a copy of the tracked modules' weights at the best check and
+            load it back when training ends.
+
+    Raises:
+        ValueError: no value to monitor, a bad ``interval``/``phase``/``interval_freq``, or
+            (at the first check) a metric name that does not exist; the message lists the
+            names that do.
+
+    Example:
+        >>> from torchkit import fit
+        >>> from torchkit.testing import DummyFitUnit, generate_random_dataloader
+        >>> dl = generate_random_dataloader(8, 2, 4)
+        >>> es = EarlyStopping(metric="-eval/loss", patience=1, min_delta=10.0)
+        >>> _ = fit(DummyFitUnit(2), dl, dl, max_epochs=5, callbacks=[es])
+        >>> es.stopped_at_epoch
+        2
+    """
+
+    def __init__(
+        self,
+        monitored_attr: str | None = None,
+        early_stop_checker: EarlyStopChecker | None = None,
+        *,
+        metric: str | None = None,
+        mode: Literal["min", "max"] | None = None,
+        patience: int = 3,
+        min_delta: float = 0.0,
+        interval: Literal["epoch", "step"] = "epoch",
+        interval_freq: int = 1,
+        phase: Literal["train", "eval"] = "eval",
+        restore_best_weights: bool = False,
+    ) -> None:
+        if (monitored_attr is None) == (metric is None):
+            raise ValueError(
+                f"monitored_attr={monitored_attr!r}, metric={metric!r} is invalid: expected "
+                "exactly one of them. Pass e.g. metric='-eval/loss'."
+            )
+        self.interval = check_choice("interval", interval, ("epoch", "step"))
+        self.phase = check_choice("phase", phase, ("train", "eval"))
+        self.interval_freq = check_interval("interval_freq", interval_freq)
+        self.monitored_attr = monitored_attr
+        self.metric: str | None = None
+        resolved_mode: str = mode or "min"
+        if metric is not None:
+            self.metric, resolved_mode = parse_metric_spec(metric, mode)
+        if early_stop_checker is None:
+            early_stop_checker = EarlyStopChecker(
+                mode="max" if resolved_mode == "max" else "min",
+                patience=patience,
+                min_delta=min_delta,
+            )
+        self.checker = early_stop_checker
+        self.restore_best_weights = restore_best_weights
+        self.best_state: dict[str, dict[str, torch.Tensor]] | None = None
+        self.stopped_at_epoch: int | None = None
+        self.stopped_at_step: int | None = None
+        self._train_recorder = StepRecorder("train")
+        self._eval_recorder = StepRecorder("eval")
+
+    # -- hooks ------------------------------------------------------------------------------
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        if self.phase != "train":
+            return
+        self._train_recorder.record(state, unit)
+        steps = unit.train_progress.num_steps_completed
+        if self.interval == "step" and steps % self.interval_freq == 0:
+            publish_train(state, unit)
+            self._check(state, unit)
+
+    def on_train_epoch_end(self, state: State, unit: Any) -> None:
+        epochs = unit.train_progress.num_epochs_completed
+        if self.phase == "train" and self.interval == "epoch" and epochs % self.interval_freq == 0:
+            publish_train(state, unit)
+            self._check(state, unit)
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        if self.phase == "eval":
+            self._eval_recorder.record(state, unit)
+
+    def on_eval_epoch_end(self, state: State, unit: Any) -> None:
+        if self.phase != "eval":
+            return
+        publish_eval(state, unit)
+        progress = unit.train_progress if hasattr(unit, "train_progress") else unit.eval_progress
+        count = progress.num_steps_completed if self.interval == "step" else None
+        if count is None:
+            count = unit.eval_progress.num_epochs_completed
+        if count % self.interval_freq == 0:
+            self._check(state, unit)
+
+    def on_train_end(self, state: State, unit: Any) -> None:
+        if self.restore_best_weights and self.best_state is not None:
+            modules = unit.tracked_modules()
+            for name, sd in self.best_state.items():
+                modules[name].load_state_dict(sd)
+            logger.info("Early stopping: restored the weights of the best check.")
+
+    # -- internals --------------------------------------------------------------------------
+    def _value(self, state: State, unit: Any) -> float:
+        if self.monitored_attr is not None:
+            if not hasattr(unit, self.monitored_attr):
+                raise ValueError(
+                    f"monitored_attr={self.monitored_attr!r} is invalid: "
+                    f"{type(unit).__name__} has no such attribute. Set "
+                    f"self.{self.monitored_attr} in the unit before the check runs."
+                )
+            return float(getattr(unit, self.monitored_attr))
+        name = self.metric
+        if name not in state.metrics:
+            available = ", ".join(sorted(state.metrics)) or "none yet"
+            raise ValueError(
+                f"metric={name!r} is invalid: expected a name in state.metrics; available: "
+                f"{available}. Pass one of these (prefix '-' to minimise) or make the unit "
+                "report it (train_metrics / eval_metrics, or a (loss, outputs) step output)."
+            )
+        return float(state.metrics[name])
+
+    def _check(self, state: State, unit: Any) -> None:
+        value = self._value(state, unit)
+        should_stop = self.checker.check(value)
+        if self.restore_best_weights and self.checker.improved:
+            self.best_state = {
+                name: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                for name, m in unit.tracked_modules().items()
+            }
+        # Decision point: rank 0 decides for everyone so all ranks stop at the same step.
+        if sync_bool(should_stop, coherence_mode="rank_zero"):
+            progress = unit.train_progress if hasattr(unit, "train_progress") else None
+            if progress is not None:
+                self.stopped_at_epoch = progress.num_epochs_completed
+                self.stopped_at_step = progress.num_steps_completed
+            logger.info("Early stopping: stopping (monitored value %s).", value)
+            state.stop()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"checker": copy.deepcopy(self.checker.state_dict())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.checker.load_state_dict(state_dict["checker"])

@@ -1,0 +1,78 @@
+"""``IterationTimeLogger``: logs the mean wall time of recent steps."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from torchkit.callbacks._logging_utils import as_logger_list, check_interval, log_to_all
+from torchkit.callbacks.callback import Callback
+from torchkit.loggers.metric_logger import MetricLogger
+from torchkit.loop.state import PhaseState, State
+
+
+def recent_mean(phase_state: PhaseState | None, key: str, window: int) -> float | None:
+    """Mean of the last ``window`` durations the loop recorded under ``key`` (seconds)."""
+    if phase_state is None:
+        return None
+    values = phase_state.iteration_timer.recorded_durations.get(key)
+    if not values:
+        return None
+    n = min(window, len(values))
+    tail = itertools.islice(values, len(values) - n, None)
+    return sum(tail) / n
+
+
+class IterationTimeLogger(Callback):
+    """Every ``every_n_steps`` steps, logs ``<phase>/iteration_time_s``: the mean host wall
+    time of the last ``moving_avg_window`` steps (the loop's ``<phase>_iteration_time`` timer,
+    step call plus step hooks; no device sync, so with CUDA it measures launch time unless the
+    step itself synchronises).
+
+    Args:
+        loggers: one ``MetricLogger`` or a list of them.
+        every_n_steps: logging interval in steps.
+        moving_avg_window: number of recent steps averaged.
+
+    Raises:
+        ValueError: an interval or window < 1.
+
+    Example:
+        >>> from torchkit import train
+        >>> from torchkit.loggers import InMemoryLogger
+        >>> from torchkit.testing import DummyTrainUnit, generate_random_dataloader
+        >>> lg = InMemoryLogger()
+        >>> _ = train(DummyTrainUnit(2), generate_random_dataloader(8, 2, 2), max_epochs=1,
+        ...           callbacks=[IterationTimeLogger(lg, every_n_steps=2)])
+        >>> sorted(lg.log_buffer)
+        [2, 4]
+    """
+
+    def __init__(
+        self,
+        loggers: MetricLogger | Sequence[MetricLogger],
+        every_n_steps: int = 100,
+        moving_avg_window: int = 1,
+    ) -> None:
+        self.loggers = as_logger_list("loggers", loggers)
+        self.every_n_steps = check_interval("every_n_steps", every_n_steps)
+        self.moving_avg_window = check_interval("moving_avg_window", moving_avg_window)
+
+    def _log(self, phase_state: PhaseState | None, phase: str, progress: Any) -> None:
+        step = progress.num_steps_completed
+        if step % self.every_n_steps:
+            return
+        # The current step's duration is recorded after its end hooks: read the finished ones.
+        mean = recent_mean(phase_state, f"{phase}_iteration_time", self.moving_avg_window)
+        if mean is not None:
+            log_to_all(self.loggers, {f"{phase}/iteration_time_s": mean}, step)
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.train_state, "train", unit.train_progress)
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.eval_state, "eval", unit.eval_progress)
+
+    def on_predict_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.predict_state, "predict", unit.predict_progress)

@@ -1,0 +1,107 @@
+"""``MetricsLogger``: logs loss, torchmetrics, learning rate and grad norm to loggers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torchkit.callbacks._logging_utils import (
+    as_logger_list,
+    check_interval,
+    current_lrs,
+    flush_all,
+    log_to_all,
+)
+from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks.callback import Callback
+from torchkit.loggers.metric_logger import MetricLogger
+from torchkit.loop.state import EntryPoint, State
+
+
+class MetricsLogger(Callback):
+    """Logs ``train/*`` every ``every_n_steps`` train steps and at each train epoch end, and
+    ``eval/*`` at each eval epoch end.
+
+    Train values: ``train/loss`` (the mean of the step losses since the previous logging point,
+    summed on the device and read once), ``unit.train_metrics`` computed then reset,
+    ``train/lr`` (from the optimizers' param groups) and ``train/grad_norm`` when the step
+    reported one (``TrainStepResults.total_grad_norm``). Eval values: ``eval/loss`` (the epoch
+    mean) and ``unit.eval_metrics`` computed then reset. All tensors of a logging point are read
+    with one host sync; nothing is read on other steps. Values are also published in
+    ``state.metrics`` (see ``docs/observability.md``).
+
+    Train values are logged at the global train step; eval values inside ``fit`` too (so curves
+    share an x-axis), and at the eval step count under ``evaluate``. Loggers are flushed at the
+    end of each entry point; closing them is up to you.
+
+    Args:
+        loggers: one ``MetricLogger`` or a list of them.
+        every_n_steps: train logging interval in steps.
+        log_lr: also log learning rates.
+
+    Raises:
+        ValueError: ``every_n_steps`` < 1.
+        TypeError: an element of ``loggers`` is not a logger.
+
+    Example:
+        >>> from torchkit import train
+        >>> from torchkit.loggers import InMemoryLogger
+        >>> from torchkit.testing import DummyTrainUnit, generate_random_dataloader
+        >>> lg = InMemoryLogger()
+        >>> _ = train(DummyTrainUnit(2), generate_random_dataloader(8, 2, 2), max_epochs=1,
+        ...           callbacks=[MetricsLogger(lg, every_n_steps=2)])
+        >>> sorted(lg.log_buffer), sorted(lg.log_buffer[2])
+        ([2, 4], ['train/loss', 'train/lr'])
+    """
+
+    def __init__(
+        self,
+        loggers: MetricLogger | Sequence[MetricLogger],
+        every_n_steps: int = 100,
+        *,
+        log_lr: bool = True,
+    ) -> None:
+        self.every_n_steps = check_interval(
+            "every_n_steps", every_n_steps, "Pass e.g. every_n_steps=10 to log every 10 steps"
+        )
+        self.loggers = as_logger_list("loggers", loggers)
+        self.log_lr = log_lr
+        self._last_logged_step = -1
+        self._train_recorder = StepRecorder("train")
+        self._eval_recorder = StepRecorder("eval")
+
+    def _log_train(self, state: State, unit: Any) -> None:
+        step = unit.train_progress.num_steps_completed
+        if step == self._last_logged_step:
+            return
+        self._last_logged_step = step
+        payload = dict(publish_train(state, unit))
+        if self.log_lr:
+            payload.update(current_lrs(unit, "train/lr"))
+        log_to_all(self.loggers, payload, step)
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        self._train_recorder.record(state, unit)
+        if unit.train_progress.num_steps_completed % self.every_n_steps == 0:
+            self._log_train(state, unit)
+
+    def on_train_epoch_end(self, state: State, unit: Any) -> None:
+        self._log_train(state, unit)
+
+    def on_train_end(self, state: State, unit: Any) -> None:
+        flush_all(self.loggers)
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        self._eval_recorder.record(state, unit)
+
+    def on_eval_epoch_end(self, state: State, unit: Any) -> None:
+        payload = publish_eval(state, unit)
+        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
+            step = unit.train_progress.num_steps_completed
+        else:
+            step = unit.eval_progress.num_steps_completed
+        log_to_all(self.loggers, payload, step)
+
+    def on_eval_end(self, state: State, unit: Any) -> None:
+        if state.entry_point == EntryPoint.EVALUATE:
+            flush_all(self.loggers)

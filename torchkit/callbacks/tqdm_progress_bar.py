@@ -1,0 +1,199 @@
+"""``TQDMProgressBar``: one tqdm bar per train/eval/predict epoch with loss and metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from torchkit.callbacks._logging_utils import check_interval
+from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks.callback import Callback
+from torchkit.loop.state import PhaseState, State
+from torchkit.utils.distributed import get_global_rank
+
+
+def epoch_total(phase_state: PhaseState, progress: Any) -> int | None:
+    """Steps the current epoch will run in all, counting those already done (``None`` when
+    nothing bounds it).
+
+    A loader with ``state_dict`` (``StatefulDataLoader``) resumes where it stopped, so a
+    mid-epoch resume runs ``len - done`` more steps; a plain loader starts over and runs
+    ``len`` more.
+    """
+    done = progress.num_steps_completed_in_epoch
+    total = math.inf
+    try:
+        n = len(phase_state.dataloader)  # type: ignore[arg-type]
+    except (TypeError, NotImplementedError):
+        n = None
+    if n is not None:
+        resumable = callable(getattr(phase_state.dataloader, "state_dict", None))
+        total = n if resumable else done + n
+    if phase_state.max_steps_per_epoch is not None:
+        total = min(total, phase_state.max_steps_per_epoch)
+    if phase_state.max_steps is not None:
+        total = min(total, done + phase_state.max_steps - progress.num_steps_completed)
+    return None if total == math.inf else max(int(total), done)
+
+
+class TQDMProgressBar(Callback):
+    """Draws a tqdm bar per epoch on rank 0: train (``Train Epoch 1``), eval, predict.
+
+    The bar's total is the number of steps the epoch will really run: the loader length capped
+    by ``max_steps_per_epoch`` and by the steps ``max_steps`` leaves; after a mid-epoch resume
+    the bar starts at the steps already done. Every ``refresh_rate`` steps the bar advances and
+    the train postfix shows ``loss=<mean loss since the last refresh>`` plus the ``metrics``
+    you name (looked up in ``state.metrics``): one host sync per refresh, shared with a
+    ``MetricsLogger`` logging at the same steps. The eval postfix shows the epoch's eval
+    values when the epoch ends.
+
+    Args:
+        refresh_rate: steps between bar updates.
+        file: stream the bars write to (default ``sys.stderr``).
+        metrics: extra ``state.metrics`` names for the postfix, e.g. ``("train/accuracy",)``.
+        mininterval: tqdm's own throttle: at most one redraw per this many seconds (counts
+            stay exact; the last state is always drawn when the bar closes). 0 draws every
+            refresh.
+
+    Raises:
+        ValueError: ``refresh_rate`` < 1.
+
+    Example:
+        >>> import io
+        >>> from torchkit import train
+        >>> from torchkit.testing import DummyTrainUnit, generate_random_dataloader
+        >>> buf = io.StringIO()
+        >>> _ = train(DummyTrainUnit(2), generate_random_dataloader(8, 2, 2), max_epochs=1,
+        ...           callbacks=[TQDMProgressBar(refresh_rate=2, file=buf)])
+        >>> "4/4" in buf.getvalue() and "loss=" in buf.getvalue()
+        True
+    """
+
+    def __init__(
+        self,
+        refresh_rate: int = 1,
+        file: TextIO | None = None,
+        metrics: Sequence[str] = (),
+        mininterval: float = 0.1,
+    ) -> None:
+        self.refresh_rate = check_interval(
+            "refresh_rate", refresh_rate, "Pass e.g. refresh_rate=10 to redraw every 10 steps"
+        )
+        self.file = file
+        self.metrics = tuple(metrics)
+        self.mininterval = mininterval
+        self._enabled = get_global_rank() == 0
+        self._bars: dict[str, Any] = {}
+        self._shown: dict[str, int] = {}
+        self._train_recorder = StepRecorder("train")
+        self._eval_recorder = StepRecorder("eval")
+
+    # -- bar management ---------------------------------------------------------------------
+    def _open(self, phase: str, state: State, progress: Any) -> None:
+        if not self._enabled or phase in self._bars:
+            return
+        from tqdm import tqdm
+
+        phase_state = getattr(state, f"{phase}_state")
+        done = progress.num_steps_completed_in_epoch
+        label = {"train": "Train", "eval": "Eval", "predict": "Predict"}[phase]
+        self._bars[phase] = tqdm(
+            desc=f"{label} Epoch {progress.num_epochs_completed + 1}",
+            total=epoch_total(phase_state, progress),
+            initial=done,
+            file=self.file,
+            leave=not self._bars,  # a bar nested under a train bar disappears when done
+            position=len(self._bars),  # an eval bar inside a train epoch goes below it
+            mininterval=self.mininterval,
+            dynamic_ncols=False,
+        )
+        self._shown[phase] = done
+
+    def _advance(self, phase: str, progress: Any, postfix: dict[str, float] | None) -> None:
+        bar = self._bars.get(phase)
+        if bar is None:
+            return
+        if postfix:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+        done = progress.num_steps_completed_in_epoch or progress.num_steps_completed_in_prev_epoch
+        bar.update(done - self._shown[phase])
+        self._shown[phase] = done
+
+    def _close(self, phase: str) -> None:
+        bar = self._bars.pop(phase, None)
+        if bar is not None:
+            bar.refresh()  # draw the final count and postfix even when tqdm throttled them
+            bar.close()
+
+    def _train_postfix(self, state: State, unit: Any) -> dict[str, float]:
+        published = publish_train(state, unit)
+        postfix = {"loss": published["train/loss"]} if "train/loss" in published else {}
+        postfix.update({m: state.metrics[m] for m in self.metrics if m in state.metrics})
+        return postfix
+
+    # -- train ------------------------------------------------------------------------------
+    def on_train_epoch_start(self, state: State, unit: Any) -> None:
+        self._open("train", state, unit.train_progress)
+
+    def on_train_start(self, state: State, unit: Any) -> None:
+        if unit.train_progress.num_steps_completed_in_epoch > 0:
+            # A mid-epoch resume skips on_train_epoch_start: open the bar where the run is.
+            self._open("train", state, unit.train_progress)
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        progress = unit.train_progress
+        self._train_recorder.record(state, unit)
+        if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
+            self._advance("train", progress, self._train_postfix(state, unit))
+
+    def on_train_epoch_end(self, state: State, unit: Any) -> None:
+        if "train" in self._bars:
+            self._advance("train", unit.train_progress, self._train_postfix(state, unit))
+        self._close("train")
+
+    def on_train_end(self, state: State, unit: Any) -> None:
+        self._close("train")
+
+    # -- eval -------------------------------------------------------------------------------
+    def on_eval_start(self, state: State, unit: Any) -> None:
+        if unit.eval_progress.num_steps_completed_in_epoch > 0:
+            self._open("eval", state, unit.eval_progress)
+
+    def on_eval_epoch_start(self, state: State, unit: Any) -> None:
+        self._open("eval", state, unit.eval_progress)
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        self._eval_recorder.record(state, unit)
+        progress = unit.eval_progress
+        if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
+            self._advance("eval", progress, None)
+
+    def on_eval_epoch_end(self, state: State, unit: Any) -> None:
+        values = publish_eval(state, unit)
+        postfix = {k.split("/", 1)[-1]: v for k, v in values.items()}
+        self._advance("eval", unit.eval_progress, postfix)
+        self._close("eval")
+
+    def on_eval_end(self, state: State, unit: Any) -> None:
+        self._close("eval")
+
+    # -- predict ----------------------------------------------------------------------------
+    def on_predict_epoch_start(self, state: State, unit: Any) -> None:
+        self._open("predict", state, unit.predict_progress)
+
+    def on_predict_step_end(self, state: State, unit: Any) -> None:
+        progress = unit.predict_progress
+        if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
+            self._advance("predict", progress, None)
+
+    def on_predict_epoch_end(self, state: State, unit: Any) -> None:
+        self._advance("predict", unit.predict_progress, None)
+        self._close("predict")
+
+    def on_predict_end(self, state: State, unit: Any) -> None:
+        self._close("predict")
+
+    def on_exception(self, state: State, unit: Any, exc: BaseException) -> None:
+        for phase in list(self._bars):
+            self._close(phase)
