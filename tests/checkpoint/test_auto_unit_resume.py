@@ -12,7 +12,7 @@ from torchkit import AutoUnit, State, train
 from torchkit.callbacks import DistributedCheckpointSaver, Lambda
 
 pytest.importorskip("torchdata")
-from torchdata.stateful_dataloader import StatefulDataLoader  # noqa: E402
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
