@@ -29,6 +29,8 @@ class Precision:
 
     dtype: torch.dtype = torch.float32
     grad_scaler: Any = None
+    uses_autocast: bool = False
+    """True when ``autocast()`` is not a no-op; lets ``AutoUnit`` skip entering it per step."""
 
     def __init__(self) -> None:
         # reused every step: entering a nullcontext is the cheapest possible no-op
@@ -52,6 +54,8 @@ class Precision:
 
 
 class AutocastPrecision(Precision):
+    uses_autocast = True
+
     """``torch.autocast`` for ``device_type`` with ``dtype``; fp32 master weights.
 
     Args:

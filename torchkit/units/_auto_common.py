@@ -63,6 +63,7 @@ class AutoModuleMixin:
         if prec.grad_scaler is not None:
             self.grad_scaler = prec.grad_scaler  # tracked, so checkpoints hold its scale
         self.enable_prefetch = enable_prefetch
+        self._host_is_device = dev.type == "cpu"
         self._eval_prefetcher = self._new_prefetcher()
         self._predict_prefetcher = self._new_prefetcher()
 
@@ -79,7 +80,13 @@ class AutoModuleMixin:
             state: the loop state.
             data: the batch as the dataloader yielded it.
             non_blocking: True when copying on the prefetch side stream (CUDA).
+
+        On a CPU device the batch is returned as the dataloader yielded it (host memory is
+        the device); override this if your batches hold tensors on another device.
         """
+        if self._host_is_device:
+            # note: a CPU device uses host memory already, so the batch is used as yielded
+            return data
         return copy_data_to_device(data, self.device, non_blocking=non_blocking)
 
     def get_next_predict_batch(self, state: State, data_iter: Iterator[object]) -> Any:

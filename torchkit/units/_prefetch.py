@@ -41,6 +41,7 @@ class BatchPrefetcher:
         self._next: Any = _NOTHING
         self.is_last = False
         self.consumed_dataloader_state: dict[str, Any] | None = None
+        self._state_dict_fn: Callable[[], dict[str, Any]] | None = None
         self._stream: Any = None
         if enabled and device.type == "cuda":
             self._stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
@@ -59,12 +60,17 @@ class BatchPrefetcher:
         self.is_last = False
 
     def fetch(self, state: Any, data_iter: Iterator[Any], dataloader: Any = None) -> Any:
-        """The next batch, on the device. Raises ``StopIteration`` at the end of the data."""
+        """The next batch, on the device. Raises ``StopIteration`` at the end of the data.
+
+        ``dataloader`` (the loader ``data_iter`` came from) is looked at only when a new
+        iterator starts; pass it when its ``state_dict()`` must be tracked for checkpoints.
+        """
         if not self.enabled:
             return self._move(state, next(data_iter), False)
         if data_iter is not self._iter:  # a new epoch: fill the look-ahead
             self._iter = data_iter
             self.is_last = False
+            self._state_dict_fn = getattr(dataloader, "state_dict", None)
             self._next = self._read(state, data_iter)
         batch = self._next
         if batch is _NOTHING:
@@ -75,9 +81,8 @@ class BatchPrefetcher:
             # every nested tensor, not only the top-level one, was allocated on the side
             # stream: tell the allocator the main stream uses it too
             record_data_in_stream(batch, current)
-        state_dict = getattr(dataloader, "state_dict", None)
-        if state_dict is not None:
-            self.consumed_dataloader_state = state_dict()
+        if self._state_dict_fn is not None:
+            self.consumed_dataloader_state = self._state_dict_fn()
         self._next = self._read(state, data_iter)
         self.is_last = self._next is _NOTHING
         return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -171,6 +172,11 @@ class AutoUnit(
         self.non_finite_policy = self._resolve_policy(non_finite_policy)
         self._anomaly: Any = self._resolve_anomaly(detect_anomaly, torch_compile_params)
         self._has_no_sync = self.strategy.has_no_sync
+        self._plain_forward = (
+            isinstance(self._anomaly, contextlib.nullcontext) and not self.precision.uses_autocast
+        )
+        # on_train_step_end is called (and its TrainStepResults built) only when overridden
+        self._has_step_end_hook = type(self).on_train_step_end is not AutoUnit.on_train_step_end
         self._step_lr_per_step = step_lr_interval == "step"
         self.counters = AutoUnitCounters()  # tracked: checkpoints hold it
         # Per-step mutable state lives on a plain object: assigning unit attributes goes
@@ -291,8 +297,11 @@ class AutoUnit(
     # ---- fetching ---------------------------------------------------------------------------
 
     def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        prefetcher = self._train_prefetcher
+        if data_iter is prefetcher._iter:  # mid-epoch: the loader was looked up already
+            return prefetcher.fetch(state, data_iter)
         ts = state.train_state
-        return self._train_prefetcher.fetch(state, data_iter, ts.dataloader if ts else None)
+        return prefetcher.fetch(state, data_iter, ts.dataloader if ts else None)
 
     def get_next_eval_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         return self._eval_prefetcher.fetch(state, data_iter)
@@ -315,12 +324,13 @@ class AutoUnit(
                 loss, outputs = self._forward_backward(state, data)
         self._window.num_pending += 1
         grad_norm = self._optimizer_step(state) if is_last else None
-        self.on_train_step_end(
-            state,
-            data,
-            self.train_progress.num_steps_completed,
-            TrainStepResults(loss, grad_norm, outputs),
-        )
+        if self._has_step_end_hook:
+            self.on_train_step_end(
+                state,
+                data,
+                self.train_progress.num_steps_completed,
+                TrainStepResults(loss, grad_norm, outputs),
+            )
         return loss, outputs
 
     def _is_last_micro_batch(self, state: State) -> bool:
@@ -340,27 +350,32 @@ class AutoUnit(
         return per_epoch is not None and progress.num_steps_completed_in_epoch + 1 >= per_epoch
 
     def _forward_backward(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
+        if self._plain_forward:  # fp32, no anomaly mode: skip entering two no-op contexts
+            return self._loss_backward(state, data, self.compute_loss(state, data))
         with self._anomaly:
             with self.precision.autocast():
                 result = self.compute_loss(state, data)
-            if not isinstance(result, tuple):
-                raise bad_result_error(result)
-            if len(result) == 3:
-                loss, outputs, num_items = result
-                # count-weighted: backprop the sum; the window is divided by its global
-                # item count just before the optimizer step
-                items = self._window.items
-                self._window.items = num_items if items is None else items + num_items
-                to_backward = loss
-            else:
-                loss, outputs = result
-                k = self.gradient_accumulation_steps
-                to_backward = loss / k if k > 1 else loss
-            if loss.ndim != 0:  # shape metadata only: no host sync
-                raise non_scalar_loss_error(loss)
-            if self.train_metrics is not None:
-                self.update_metrics(state, data, outputs)
-            self.precision.backward(to_backward)
+            return self._loss_backward(state, data, result)
+
+    def _loss_backward(self, state: State, data: TData, result: Any) -> tuple[torch.Tensor, Any]:
+        if type(result) is not tuple and not isinstance(result, tuple):
+            raise bad_result_error(result)
+        if len(result) == 3:
+            loss, outputs, num_items = result
+            # count-weighted: backprop the sum; the window is divided by its global
+            # item count just before the optimizer step
+            items = self._window.items
+            self._window.items = num_items if items is None else items + num_items
+            to_backward = loss
+        else:
+            loss, outputs = result
+            k = self.gradient_accumulation_steps
+            to_backward = loss / k if k > 1 else loss
+        if loss.ndim != 0:  # shape metadata only: no host sync
+            raise non_scalar_loss_error(loss)
+        if self.train_metrics is not None:
+            self.update_metrics(state, data, outputs)
+        self.precision.backward(to_backward)
         return loss.detach(), outputs
 
     def _optimizer_step(self, state: State) -> torch.Tensor | None:
