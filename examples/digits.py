@@ -1,8 +1,12 @@
-"""Train a small MLP on scikit-learn's handwritten digits with ``torchkit.fit``.
+"""Train an MLP on scikit-learn's handwritten digits with ``AutoUnit`` and ``fit``.
 
-The data ships inside scikit-learn, so nothing is downloaded. Run::
+The data ships inside scikit-learn, so nothing is downloaded. The run shows what a real job
+uses: torchmetrics accuracy, a progress bar, TensorBoard and CSV logs, early stopping, a run
+summary, and atomic checkpoints it can resume from::
 
-    python examples/digits.py --epochs 20
+    python examples/digits.py                      # train; logs and checkpoints in runs/digits
+    python examples/digits.py --resume             # continue from the latest checkpoint
+    tensorboard --logdir runs/digits/tensorboard   # look at the curves
 
 It prints the held-out accuracy at the end (>= 95 % in well under a minute on a laptop CPU).
 """
@@ -11,12 +15,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import torchkit
-from torchkit import EvalUnit, State, TrainUnit
+from torchkit import AutoUnit, State
+from torchkit.callbacks import (
+    DistributedCheckpointSaver,
+    EarlyStopping,
+    LearningRateMonitor,
+    MetricsLogger,
+    RunSummary,
+    TQDMProgressBar,
+)
+from torchkit.checkpoint import BestCheckpointConfig
+from torchkit.loggers import CSVLogger, TensorBoardLogger
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -31,7 +47,7 @@ def load_digits_split(seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
         x / 16.0, y, test_size=0.2, random_state=seed, stratify=y
     )
 
-    def to_ds(a: object, b: object) -> TensorDataset:
+    def to_ds(a: Any, b: Any) -> TensorDataset:
         return TensorDataset(
             torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.long)
         )
@@ -39,58 +55,91 @@ def load_digits_split(seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
     return to_ds(x_tr, y_tr), to_ds(x_te, y_te)
 
 
-class DigitsUnit(TrainUnit[Batch], EvalUnit[Batch]):
-    """An MLP classifier: trains with AdamW, evaluates accuracy on the held-out split."""
+class DigitsUnit(AutoUnit[Batch]):
+    """Cross-entropy on an MLP; AdamW with a cosine schedule; accuracy via torchmetrics."""
 
-    def __init__(self, lr: float = 3e-3) -> None:
-        super().__init__()
-        self.module = torch.nn.Sequential(
-            torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(128, 10)
+    def __init__(self, *, epochs: int, lr: float = 3e-3) -> None:
+        self.epochs, self.lr = epochs, lr  # read by configure_optimizers_and_lr_scheduler
+        module = torch.nn.Sequential(
+            torch.nn.Linear(64, 128),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.1),
+            torch.nn.Linear(128, 10),
         )
-        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=lr)
-        self.correct = torch.zeros((), dtype=torch.long)
-        self.seen = 0
+        super().__init__(module=module, device="cpu", step_lr_interval="epoch")
+        from torchmetrics.classification import MulticlassAccuracy
 
-    def train_step(self, state: State, data: Batch) -> torch.Tensor:
+        self.train_metrics = MulticlassAccuracy(num_classes=10)
+        self.eval_metrics = MulticlassAccuracy(num_classes=10)
+
+    def compute_loss(self, state: State, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = data
-        loss = torch.nn.functional.cross_entropy(self.module(x), y)
-        loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
+        logits = self.module(x)
+        return torch.nn.functional.cross_entropy(logits, y), logits
 
-    def on_eval_epoch_start(self, state: State) -> None:
-        self.correct.zero_()
-        self.seen = 0
+    def configure_optimizers_and_lr_scheduler(self, module: torch.nn.Module) -> Any:
+        optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=1e-4)
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs)
 
-    def eval_step(self, state: State, data: Batch) -> torch.Tensor:
-        x, y = data
-        self.correct += (self.module(x).argmax(dim=1) == y).sum()
-        self.seen += len(y)
-        return self.correct
 
-    @property
-    def accuracy(self) -> float:
-        return float(self.correct) / max(self.seen, 1)
+@torch.no_grad()
+def held_out_accuracy(unit: DigitsUnit, loader: DataLoader[Batch]) -> float:
+    """Accuracy of the trained module on ``loader`` (the number the example reports)."""
+    unit.module.eval()
+    correct = total = 0
+    for x, y in loader:
+        correct += int((unit.module(x).argmax(dim=1) == y).sum())
+        total += len(y)
+    return correct / total
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default="runs/digits")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument("--no-progress-bar", action="store_true")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torchkit.utils.seed(args.seed)
+    out = Path(args.output_dir)
     train_ds, test_ds = load_digits_split(args.seed)
     train_dl = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True)
     test_dl = DataLoader(test_ds, batch_size=256)
 
-    unit = DigitsUnit()
-    torchkit.fit(unit, train_dl, test_dl, max_epochs=args.epochs)
-    print(f"held-out accuracy: {unit.accuracy:.4f}")
-    return unit.accuracy
+    unit = DigitsUnit(epochs=args.epochs)
+    checkpoint_dir = str(out / "checkpoints")
+    if args.resume and DistributedCheckpointSaver.restore_from_latest(
+        checkpoint_dir, unit, train_dataloader=train_dl
+    ):
+        print(f"resumed after epoch {unit.train_progress.num_epochs_completed}")
+
+    loggers = [TensorBoardLogger(str(out / "tensorboard")), CSVLogger(str(out / "metrics.csv"))]
+    callbacks: list[torchkit.Callback] = [
+        MetricsLogger(loggers, every_n_steps=10),
+        LearningRateMonitor(loggers),
+        EarlyStopping(metric="-eval/loss", patience=5, min_delta=1e-4),
+        DistributedCheckpointSaver(
+            checkpoint_dir,
+            save_every_n_eval_epochs=1,
+            keep_last_n_checkpoints=2,
+            best_checkpoint_config=BestCheckpointConfig("eval/accuracy", "max"),
+        ),
+        RunSummary(loggers),
+    ]
+    if not args.no_progress_bar:
+        callbacks.insert(0, TQDMProgressBar(refresh_rate=10))
+    state = torchkit.fit(unit, train_dl, test_dl, max_epochs=args.epochs, callbacks=callbacks)
+    for logger in loggers:
+        logger.close()
+    if state.preempted:
+        print("preempted: a checkpoint was saved; rerun with --resume to continue")
+    accuracy = held_out_accuracy(unit, test_dl)
+    print(f"held-out accuracy: {accuracy:.4f}")
+    return accuracy
 
 
 if __name__ == "__main__":

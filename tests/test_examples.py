@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import re
 import sys
@@ -23,11 +24,40 @@ def _load(path: Path) -> ModuleType:
 
 
 @pytest.mark.slow
-def test_digits_example_reaches_95_percent(tmp_path: Path) -> None:
+def test_digits_example_trains_logs_checkpoints_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("sklearn")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from torchkit.checkpoint import get_latest_checkpoint_path
+
     digits = _load(ROOT / "examples" / "digits.py")
-    accuracy = digits.main(["--epochs", "20"])
+    out = tmp_path / "run"
+    accuracy = digits.main(["--epochs", "20", "--output-dir", str(out)])
     assert accuracy >= 0.95
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "eval/loss", "eval/accuracy"} <= tags
+    assert acc.Scalars("eval/accuracy")[-1].value >= 0.95
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and "eval/accuracy" in rows[0] and "train/loss" in rows[0]
+
+    latest = get_latest_checkpoint_path(str(out / "checkpoints"))
+    assert latest is not None and "epoch_20_train_step_900" in latest
+    assert len(list((out / "checkpoints").iterdir())) <= 3  # keep_last_n plus the best
+
+    capsys.readouterr()
+    resumed_accuracy = digits.main(
+        ["--epochs", "22", "--output-dir", str(out), "--resume", "--no-progress-bar"]
+    )
+    assert "resumed after epoch 20" in capsys.readouterr().out
+    assert resumed_accuracy >= 0.95
+    latest = get_latest_checkpoint_path(str(out / "checkpoints"))
+    assert latest is not None and "epoch_22_train_step_990" in latest
 
 
 def _python_blocks(md: Path) -> list[str]:

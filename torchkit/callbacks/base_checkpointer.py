@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from torchkit.callbacks._metric_state import publish_eval
+from torchkit.callbacks._metric_state import add_time, publish_eval
 from torchkit.callbacks.callback import Callback
 from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, PreemptionWatcher
 from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
@@ -309,9 +310,12 @@ class BaseCheckpointer(Callback, ABC):
             },
             "eval_pending": eval_pending,
         }
+        started = time.perf_counter()
         self._checkpoint_impl(
             state, unit, checkpoint_id=url, name=name, extra=extra, overrides=overrides or {}
         )
+        # the training stall (for an async save, only the snapshot), for the run summary
+        add_time(state, "checkpoint", time.perf_counter() - started)
 
     @staticmethod
     def _prepare_dir(url: str) -> bool:
