@@ -126,3 +126,26 @@ def test_with_autounit_metrics_are_logged_with_prefixes_and_reset() -> None:
     assert {"eval/loss", "eval/accuracy"} <= set(lg.log_buffer[8])
     assert state.metrics["eval/loss"] == lg.log_buffer[8]["eval/loss"]
     assert not unit.eval_metrics.update_called and not unit.train_metrics.update_called
+
+
+def test_autounit_grad_norm_is_logged_as_the_norm_of_the_last_update() -> None:
+    from torchkit import AutoUnit
+
+    norms: list[torch.Tensor] = []
+
+    class Auto(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+        def compute_loss(self, state, data):  # type: ignore[no-untyped-def]
+            out = self.module(data[0])
+            return torch.nn.functional.cross_entropy(out, data[1]), out
+
+        def configure_optimizers_and_lr_scheduler(self, module):  # type: ignore[no-untyped-def]
+            return torch.optim.SGD(module.parameters(), lr=0.1), None
+
+        def on_train_step_end(self, state, data, step, results):  # type: ignore[no-untyped-def]
+            norms.append(results.total_grad_norm)
+
+    unit = Auto(module=torch.nn.Linear(4, 2), device="cpu", clip_grad_norm=0.5)
+    lg = InMemoryLogger()
+    train(unit, loader(16, 4), max_epochs=1, callbacks=[MetricsLogger(lg, every_n_steps=2)])
+    assert lg.log_buffer[2]["train/grad_norm"] == pytest.approx(float(norms[1]))
+    assert lg.log_buffer[4]["train/grad_norm"] == pytest.approx(float(norms[3]))

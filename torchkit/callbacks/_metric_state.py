@@ -249,6 +249,8 @@ def publish_train(state: State, unit: Any) -> dict[str, float]:
     ts = state.train_state
     output = ts.step_output if ts is not None else None
     grad_norm = getattr(output, "total_grad_norm", None)
+    if grad_norm is None:  # AutoUnit keeps the norm of its last update
+        grad_norm = getattr(unit, "last_total_grad_norm", None)
     return _publish(state, unit, "train", unit.train_progress.num_steps_completed, grad_norm)
 
 

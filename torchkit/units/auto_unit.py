@@ -54,11 +54,12 @@ class TrainStepResults:
 class _Window:
     """The accumulation window in progress."""
 
-    __slots__ = ("items", "num_pending")
+    __slots__ = ("grad_norm", "items", "num_pending")
 
     def __init__(self) -> None:
         self.num_pending = 0  # micro-batches accumulated since the last optimizer step
         self.items: Any = None  # sum of num_items in a count-weighted window
+        self.grad_norm: torch.Tensor | None = None  # of the last update, on device
 
 
 class AutoUnit(
@@ -247,6 +248,12 @@ class AutoUnit(
             self.lr_scheduler.step()
 
     @property
+    def last_total_grad_norm(self) -> torch.Tensor | None:
+        """Total gradient norm (before clipping) of the last update, as a device tensor; None
+        without ``clip_grad_norm``. ``MetricsLogger`` logs it as ``train/grad_norm``."""
+        return self._window.grad_norm
+
+    @property
     def num_optimizer_steps(self) -> int:
         """Optimizer steps taken so far (steps skipped for inf/nan excluded)."""
         return self.counters.num_optimizer_steps
@@ -390,6 +397,7 @@ class AutoUnit(
         grad_norm = None
         if self.clip_grad_norm is not None:
             grad_norm = self.strategy.clip_grad_norm_(self.module, self.clip_grad_norm, 2.0)
+            self._window.grad_norm = grad_norm
         if self.clip_grad_value is not None:
             torch.nn.utils.clip_grad_value_(self.module.parameters(), self.clip_grad_value)
         if self.non_finite_policy is not None and not self._grads_finite(state, grad_norm):
