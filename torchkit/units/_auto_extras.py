@@ -30,6 +30,9 @@ class AutoTrainExtrasMixin:
     swa_params: Any
     swa_model: torch.nn.Module | None
     _step_lr_per_step: bool
+    _window: Any
+    device: torch.device
+    gradient_accumulation_steps: int
 
     def _resolve_policy(self, policy: NonFinitePolicy | None) -> NonFinitePolicy | None:
         if policy is not None and self.precision.grad_scaler is not None:
@@ -97,3 +100,16 @@ class AutoTrainExtrasMixin:
         if since > 0 and since % params.step_or_epoch_update_freq == 0:
             update: Any = self.swa_model.update_parameters
             update(self.strategy.unwrap(self.module))
+
+    def _normalise_window(self, num_micro: int) -> None:
+        items = self._window.items
+        if items is None:
+            # a partial window: gradients were divided by k, the mean needs num_micro
+            self.strategy.scale_grads_(self.module, self.gradient_accumulation_steps / num_micro)
+            return
+        self._window.items = None
+        total = torch.as_tensor(items, dtype=torch.float32, device=self.device).clone()
+        self.strategy.all_reduce_sum_(total)  # on device: no host sync
+        # the backend averaged over ranks; sum over ranks / global count is what we want
+        factor = self.strategy.grad_average_world_size() / total
+        self.strategy.scale_grads_(self.module, factor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -131,3 +132,31 @@ class AnomalyMode:
     ) -> None:
         self._inner.__exit__(exc_type, exc, tb)
         self._inner = None
+
+
+@dataclass
+class TrainStepResults:
+    """What ``on_train_step_end`` receives.
+
+    Attributes:
+        loss: the micro-batch loss as ``compute_loss`` returned it (not divided by the
+            accumulation steps), detached, on device.
+        total_grad_norm: the gradient norm before clipping on steps that update the weights
+            with ``clip_grad_norm`` set; None otherwise.
+        outputs: the outputs ``compute_loss`` returned.
+    """
+
+    loss: torch.Tensor
+    total_grad_norm: torch.Tensor | None
+    outputs: Any
+
+
+class Window:
+    """The accumulation window in progress."""
+
+    __slots__ = ("grad_norm", "items", "num_pending")
+
+    def __init__(self) -> None:
+        self.num_pending = 0  # micro-batches accumulated since the last optimizer step
+        self.items: Any = None  # sum of num_items in a count-weighted window
+        self.grad_norm: torch.Tensor | None = None  # of the last update, on device

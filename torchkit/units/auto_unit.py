@@ -6,7 +6,6 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -22,6 +21,8 @@ from torchkit.units._auto_helpers import (
     AutoUnitCounters,
     NonFinitePolicy,
     StepLRInterval,
+    TrainStepResults,
+    Window,
     bad_result_error,
     check_options,
     metric_target,
@@ -29,37 +30,11 @@ from torchkit.units._auto_helpers import (
 )
 from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
 
+__all__ = ["AutoUnit", "TrainStepResults"]
+
 logger = logging.getLogger(__name__)
 
 TData = TypeVar("TData")
-
-
-@dataclass
-class TrainStepResults:
-    """What ``on_train_step_end`` receives.
-
-    Attributes:
-        loss: the micro-batch loss as ``compute_loss`` returned it (not divided by the
-            accumulation steps), detached, on device.
-        total_grad_norm: the gradient norm before clipping on steps that update the weights
-            with ``clip_grad_norm`` set; None otherwise.
-        outputs: the outputs ``compute_loss`` returned.
-    """
-
-    loss: torch.Tensor
-    total_grad_norm: torch.Tensor | None
-    outputs: Any
-
-
-class _Window:
-    """The accumulation window in progress."""
-
-    __slots__ = ("grad_norm", "items", "num_pending")
-
-    def __init__(self) -> None:
-        self.num_pending = 0  # micro-batches accumulated since the last optimizer step
-        self.items: Any = None  # sum of num_items in a count-weighted window
-        self.grad_norm: torch.Tensor | None = None  # of the last update, on device
 
 
 class AutoUnit(
@@ -182,7 +157,7 @@ class AutoUnit(
         self.counters = AutoUnitCounters()  # tracked: checkpoints hold it
         # Per-step mutable state lives on a plain object: assigning unit attributes goes
         # through AppStateMixin's tracking, far too slow for every step.
-        self._window = _Window()
+        self._window = Window()
         self._train_prefetcher = self._new_prefetcher()
         self.optimizer: torch.optim.Optimizer | None = None
         self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
@@ -411,19 +386,6 @@ class AutoUnit(
         if not self.zero_grad_at_train_step_start:
             self.zero_grad()
         return grad_norm
-
-    def _normalise_window(self, num_micro: int) -> None:
-        items = self._window.items
-        if items is None:
-            # a partial window: gradients were divided by k, the mean needs num_micro
-            self.strategy.scale_grads_(self.module, self.gradient_accumulation_steps / num_micro)
-            return
-        self._window.items = None
-        total = torch.as_tensor(items, dtype=torch.float32, device=self.device).clone()
-        self.strategy.all_reduce_sum_(total)  # on device: no host sync
-        # the backend averaged over ranks; sum over ranks / global count is what we want
-        factor = self.strategy.grad_average_world_size() / total
-        self.strategy.scale_grads_(self.module, factor)
 
     def eval_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
         with self.precision.autocast():
