@@ -93,16 +93,21 @@ def test_no_host_sync_on_cuda() -> None:
     assert unit.num_optimizer_steps == 20
 
 
-def test_torch_compile_matches_eager() -> None:
+@pytest.mark.parametrize(
+    "backend",
+    ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow, id="inductor")],
+)
+def test_torch_compile_matches_eager(backend: str) -> None:
     data = batches(3)
     eager = MSEUnit(module=mlp(), device="cpu")
     train(eager, data, max_epochs=1)
     compiled = MSEUnit(
-        module=mlp(), device="cpu", torch_compile_params=TorchCompileParams(backend="aot_eager")
+        module=mlp(), device="cpu", torch_compile_params=TorchCompileParams(backend=backend)
     )
     train(compiled, data, max_epochs=1)
     for a, b in zip(eager.results, compiled.results):
-        torch.testing.assert_close(a.loss, b.loss, atol=1e-6, rtol=0)
+        # inductor may fuse/reorder float ops: equal to fp32 rounding, not bit for bit
+        torch.testing.assert_close(a.loss, b.loss, atol=1e-6, rtol=1e-5)
     # compiled in place: parameter names are the user's
     assert [n for n, _ in compiled.module.named_parameters()] == [
         "0.weight",
