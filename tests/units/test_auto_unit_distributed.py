@@ -118,3 +118,43 @@ def test_fsdp2_training_matches_single_process_reference() -> None:
         assert len(out[rank]["norms"]) == 2
         for got, want in zip(out[rank]["norms"], norms):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def _fsdp1_run() -> dict[str, Any]:
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    from torchkit.strategies import FSDPStrategy
+
+    rank = dist.get_rank()
+    unit = MSEUnit(
+        module=mlp(),
+        device="cpu",
+        strategy=FSDPStrategy(),
+        gradient_accumulation_steps=2,
+        clip_grad_norm=0.05,
+    )
+    train(unit, rank_batches(rank), max_epochs=1)
+    with FullyShardedDataParallel.summon_full_params(unit.module):
+        full = [p.detach().clone() for p in unit.module.parameters()]
+    norms = [r.total_grad_norm for r in unit.results if r.total_grad_norm is not None]
+    return {"params": full, "norms": [n.detach().clone() for n in norms]}
+
+
+def test_fsdp1_training_matches_single_process_reference() -> None:
+    out = spawn_multi_process(WORLD, "gloo", _fsdp1_run)
+    ref = mlp()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    per_rank = [rank_batches(r) for r in range(WORLD)]
+    norms = []
+    for window in ([0, 1], [2, 3]):
+        x = torch.cat([per_rank[r][i][0] for r in range(WORLD) for i in window])
+        y = torch.cat([per_rank[r][i][1] for r in range(WORLD) for i in window])
+        nn.functional.mse_loss(ref(x), y).backward()
+        norms.append(nn.utils.clip_grad_norm_(ref.parameters(), 0.05))
+        opt.step()
+        opt.zero_grad()
+    for rank in range(WORLD):
+        for a, b in zip(out[rank]["params"], ref.parameters()):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        for got, want in zip(out[rank]["norms"], norms, strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
