@@ -10,6 +10,7 @@ raw loop with the three observability pieces on.
 from __future__ import annotations
 
 import json
+import sys
 import os
 import statistics
 import tempfile
@@ -106,7 +107,7 @@ def main() -> None:
         timed(setup, data[:40])
     samples: dict[str, list[float]] = {k: [] for k in contenders}
     diffs: dict[str, list[float]] = {"observed_vs_raw": [], "observed_vs_auto": []}
-    rounds = 11
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 21
     for i in range(rounds):
         names = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         t = {name: timed(contenders[name], data) for name in names}
