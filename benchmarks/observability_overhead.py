@@ -10,9 +10,9 @@ raw loop with the three observability pieces on.
 from __future__ import annotations
 
 import json
-import sys
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
