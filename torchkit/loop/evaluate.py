@@ -10,18 +10,10 @@ import torch
 
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
-from torchkit.loop.common import (
-    call_hook,
-    check_dataloader,
-    check_unit,
-    empty_epoch_error,
-    handle_exception,
-    restore_training_mode,
-    set_sampler_epoch,
-    set_training_mode,
-)
+from torchkit.loop.common import check_dataloader, check_unit, handle_exception
+from torchkit.loop.single_epoch import EpochHooks, run_single_epoch
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
-from torchkit.loop.steps import StepFns, StepHooks, run_steps
+from torchkit.loop.steps import StepFns, StepHooks
 from torchkit.units.unit import EvalUnit, step_requires_iterator
 from torchkit.utils.timer import Timer
 
@@ -95,41 +87,24 @@ def evaluate_impl(state: State, unit: EvalUnit[Any], cbs: CallbackHandler) -> No
     eval_state = state.eval_state
     if eval_state is None:  # pragma: no cover - internal invariant
         raise RuntimeError("evaluate_impl needs state.eval_state")
-    progress = unit.eval_progress
-    state._active_phase = ActivePhase.EVALUATE
-    prior_modes = set_training_mode(unit.tracked_modules(), False)
-    try:
-        call_hook(state, "evaluate.on_eval_start", unit.on_eval_start)
-        for fn in cbs.on_eval_start:
-            fn(state, unit)
-        if progress.num_steps_completed_in_epoch == 0:
-            call_hook(state, "evaluate.on_eval_epoch_start", unit.on_eval_epoch_start)
-            for fn in cbs.on_eval_epoch_start:
-                fn(state, unit)
-        set_sampler_epoch(eval_state.dataloader, progress.num_epochs_completed)
-        data_iter = iter(eval_state.dataloader)
-        fns = StepFns(
-            unit.get_next_eval_batch, unit.eval_step, step_requires_iterator(unit.eval_step)
-        )
-        hooks = StepHooks(
+    fns = StepFns(unit.get_next_eval_batch, unit.eval_step, step_requires_iterator(unit.eval_step))
+    hooks = EpochHooks(
+        unit.on_eval_start,
+        cbs.on_eval_start,
+        unit.on_eval_epoch_start,
+        cbs.on_eval_epoch_start,
+        StepHooks(
             cbs.on_eval_get_next_batch_start,
             cbs.on_eval_get_next_batch_end,
             cbs.on_eval_step_start,
             cbs.on_eval_step_end,
-        )
-        exhausted = run_steps(
-            state, unit, eval_state, progress, data_iter, fns, hooks,
-            timer_prefix="evaluate", phase_name="eval",
-        )  # fmt: skip
-        if exhausted and progress.num_steps_completed_in_epoch == 0:
-            raise empty_epoch_error("eval_dataloader", "eval", progress.num_epochs_completed + 1)
-        if not state.preempted:  # a preempted epoch stays open so a resume finishes it
-            progress.increment_epoch()
-            call_hook(state, "evaluate.on_eval_epoch_end", unit.on_eval_epoch_end)
-            for fn in cbs.on_eval_epoch_end:
-                fn(state, unit)
-        call_hook(state, "evaluate.on_eval_end", unit.on_eval_end)
-        for fn in cbs.on_eval_end:
-            fn(state, unit)
-    finally:
-        restore_training_mode(prior_modes)
+        ),
+        unit.on_eval_epoch_end,
+        cbs.on_eval_epoch_end,
+        unit.on_eval_end,
+        cbs.on_eval_end,
+    )
+    run_single_epoch(
+        state, unit, eval_state, unit.eval_progress, fns, hooks,
+        phase=ActivePhase.EVALUATE, timer_prefix="evaluate", dataloader_name="eval_dataloader",
+    )  # fmt: skip

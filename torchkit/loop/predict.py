@@ -10,18 +10,10 @@ import torch
 
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
-from torchkit.loop.common import (
-    call_hook,
-    check_dataloader,
-    check_unit,
-    empty_epoch_error,
-    handle_exception,
-    restore_training_mode,
-    set_sampler_epoch,
-    set_training_mode,
-)
+from torchkit.loop.common import check_dataloader, check_unit, handle_exception
+from torchkit.loop.single_epoch import EpochHooks, run_single_epoch
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
-from torchkit.loop.steps import StepFns, StepHooks, run_steps
+from torchkit.loop.steps import StepFns, StepHooks
 from torchkit.units.unit import PredictUnit, step_requires_iterator
 from torchkit.utils.timer import Timer
 
@@ -91,45 +83,26 @@ def _predict_impl(state: State, unit: PredictUnit[Any], cbs: CallbackHandler) ->
     predict_state = state.predict_state
     if predict_state is None:  # pragma: no cover - internal invariant
         raise RuntimeError("_predict_impl needs state.predict_state")
-    progress = unit.predict_progress
-    state._active_phase = ActivePhase.PREDICT
-    prior_modes = set_training_mode(unit.tracked_modules(), False)
-    try:
-        call_hook(state, "predict.on_predict_start", unit.on_predict_start)
-        for fn in cbs.on_predict_start:
-            fn(state, unit)
-        if progress.num_steps_completed_in_epoch == 0:
-            call_hook(state, "predict.on_predict_epoch_start", unit.on_predict_epoch_start)
-            for fn in cbs.on_predict_epoch_start:
-                fn(state, unit)
-        set_sampler_epoch(predict_state.dataloader, progress.num_epochs_completed)
-        data_iter = iter(predict_state.dataloader)
-        fns = StepFns(
-            unit.get_next_predict_batch,
-            unit.predict_step,
-            step_requires_iterator(unit.predict_step),
-        )
-        hooks = StepHooks(
+    fns = StepFns(
+        unit.get_next_predict_batch, unit.predict_step, step_requires_iterator(unit.predict_step)
+    )
+    hooks = EpochHooks(
+        unit.on_predict_start,
+        cbs.on_predict_start,
+        unit.on_predict_epoch_start,
+        cbs.on_predict_epoch_start,
+        StepHooks(
             cbs.on_predict_get_next_batch_start,
             cbs.on_predict_get_next_batch_end,
             cbs.on_predict_step_start,
             cbs.on_predict_step_end,
-        )
-        exhausted = run_steps(
-            state, unit, predict_state, progress, data_iter, fns, hooks,
-            timer_prefix="predict", phase_name="predict",
-        )  # fmt: skip
-        if exhausted and progress.num_steps_completed_in_epoch == 0:
-            raise empty_epoch_error(
-                "predict_dataloader", "predict", progress.num_epochs_completed + 1
-            )
-        if not state.preempted:
-            progress.increment_epoch()
-            call_hook(state, "predict.on_predict_epoch_end", unit.on_predict_epoch_end)
-            for fn in cbs.on_predict_epoch_end:
-                fn(state, unit)
-        call_hook(state, "predict.on_predict_end", unit.on_predict_end)
-        for fn in cbs.on_predict_end:
-            fn(state, unit)
-    finally:
-        restore_training_mode(prior_modes)
+        ),
+        unit.on_predict_epoch_end,
+        cbs.on_predict_epoch_end,
+        unit.on_predict_end,
+        cbs.on_predict_end,
+    )
+    run_single_epoch(
+        state, unit, predict_state, unit.predict_progress, fns, hooks,
+        phase=ActivePhase.PREDICT, timer_prefix="predict", dataloader_name="predict_dataloader",
+    )  # fmt: skip
