@@ -53,22 +53,10 @@ TOP_LEVEL = [
     "AppStateMixin", "AutoUnit", "AutoPredictUnit", "TrainStepResults", "State", "PhaseState",
     "EntryPoint", "ActivePhase", "Callback", "Progress",
 ]  # fmt: skip
-# Names delivered by a later issue (AutoUnit); checked once their module exists.
-LATER = {
-    "AutoUnit": "torchkit.units.auto_unit",
-    "AutoPredictUnit": "torchkit.units.auto_predict_unit",
-    "TrainStepResults": "torchkit.units.auto_unit",
-}
-
-
-def _module_exists(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL)
 def test_top_level_names(name: str) -> None:
-    if name in LATER and not _module_exists(LATER[name]):
-        pytest.skip(f"{name} arrives with {LATER[name]}")
     assert hasattr(torchkit, name), f"torchkit.{name} is missing"
     assert name in torchkit.__all__
 
@@ -83,7 +71,7 @@ SUBPACKAGES = {
     ],
     "torchkit.loggers": [
         "MetricLogger", "TensorBoardLogger", "CSVLogger", "JSONLogger", "InMemoryLogger",
-        "StdoutLogger",
+        "StdoutLogger", "MLflowLogger",
     ],
     "torchkit.strategies": [
         "NOOPStrategy", "DDPStrategy", "FSDPStrategy", "FSDP2Strategy", "TorchCompileParams",
@@ -102,32 +90,14 @@ SUBPACKAGES = {
     ],
 }  # fmt: skip
 
-# Names that exist in the checkout today must be re-exported; the rest arrive with later issues.
 _SUB_CASES = [(pkg, name) for pkg, names in SUBPACKAGES.items() for name in names]
 
 
-def _defined_somewhere(pkg: str, name: str) -> bool:
-    """True when some module file of ``pkg`` defines ``name`` (a class, function or alias)."""
-    import pathlib
-    import re
-
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    pattern = re.compile(rf"^(class|def) {name}\b|^{name}\s*[:=]", re.M)
-    for path in pathlib.Path(next(iter(spec.submodule_search_locations))).glob("*.py"):
-        if path.name != "__init__.py" and pattern.search(path.read_text()):
-            return True
-    return False
-
-
 @pytest.mark.parametrize(("pkg", "name"), _SUB_CASES)
-def test_subpackage_re_exports_names_that_exist(pkg: str, name: str) -> None:
-    if not _defined_somewhere(pkg, name):
-        pytest.skip(f"{pkg}.{name} is not written yet")
+def test_subpackage_exports(pkg: str, name: str) -> None:
     module = importlib.import_module(pkg)
-    assert hasattr(module, name), f"{pkg} defines {name} but does not re-export it"
-    assert name in getattr(module, "__all__", [name])
+    assert hasattr(module, name), f"{pkg}.{name} is missing"
+    assert name in module.__all__
 
 
 def test_core_names_come_from_their_packages() -> None:
