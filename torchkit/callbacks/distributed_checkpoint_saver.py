@@ -221,13 +221,8 @@ class DistributedCheckpointSaver(BaseCheckpointer):
         if path is None:
             logger.info("No checkpoint in %s: starting from scratch.", dirpath)
             return False
-        cls.restore(
-            path,
-            unit,
-            train_dataloader=train_dataloader,
-            eval_dataloader=eval_dataloader,
-            restore_options=restore_options,
-        )
+        cls.restore(path, unit, train_dataloader=train_dataloader,
+                    eval_dataloader=eval_dataloader, restore_options=restore_options)  # fmt: skip
         return True
 
     @classmethod
@@ -255,13 +250,8 @@ class DistributedCheckpointSaver(BaseCheckpointer):
         if path is None:
             logger.info("No checkpoint with metric %r in %s.", metric_name, dirpath)
             return False
-        cls.restore(
-            path,
-            unit,
-            train_dataloader=train_dataloader,
-            eval_dataloader=eval_dataloader,
-            restore_options=restore_options,
-        )
+        cls.restore(path, unit, train_dataloader=train_dataloader,
+                    eval_dataloader=eval_dataloader, restore_options=restore_options)  # fmt: skip
         return True
 
 
