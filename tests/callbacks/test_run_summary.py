@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,19 @@ def test_checkpoint_time_reported_by_other_callbacks_and_best_accuracy() -> None
     assert rs.summary["run/checkpoint_s"] == pytest.approx(0.5)
     assert 0.0 <= rs.summary["best/train/accuracy"] <= 1.0
     assert "best/train/loss" in rs.summary
+
+
+def test_saves_inside_steps_and_evals_are_counted_once(tmp_path: Path) -> None:
+    from torchkit.callbacks import DistributedCheckpointSaver
+
+    saver = DistributedCheckpointSaver(
+        str(tmp_path), save_every_n_train_steps=2, save_every_n_eval_epochs=1
+    )
+    rs = RunSummary()
+    fit(ScriptedEvalUnit([0.9, 0.3]), loader(16, 4), loader(8, 4), max_epochs=2,
+        callbacks=[saver, rs])  # fmt: skip
+    s = rs.summary
+    parts = ("run/data_wait_s", "run/step_s", "run/eval_s", "run/checkpoint_s")
+    assert s["run/checkpoint_s"] > 0
+    # without de-duplication the saves would be counted in step/eval time as well
+    assert sum(s[p] for p in parts) <= s["run/wall_time_s"] * 1.001

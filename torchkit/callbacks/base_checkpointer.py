@@ -171,9 +171,13 @@ class BaseCheckpointer(Callback, ABC):
     def on_train_step_end(self, state: State, unit: Any) -> None:
         steps = unit.train_progress.num_steps_completed
         if self._every_n_steps and steps % self._every_n_steps == 0:
-            self._save(state, unit, eval_pending=self._eval_due_after_step(state, steps))
+            self._save(
+                state, unit, eval_pending=self._eval_due_after_step(state, steps), in_step=True
+            )
         if self._preemption.enabled and self._preemption.should_stop():
-            self._save(state, unit, eval_pending=self._eval_due_after_step(state, steps))
+            self._save(
+                state, unit, eval_pending=self._eval_due_after_step(state, steps), in_step=True
+            )
             self._stop_for_preemption(state)
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
@@ -290,6 +294,7 @@ class BaseCheckpointer(Callback, ABC):
         rng: dict[str, Any] | None = None,
         eval_loader: Any = _LIVE,
         metric: float | None = _LIVE,
+        in_step: bool = False,
     ) -> None:
         self._wait_for_pending()  # one save in flight at most; its errors surface here
         if metric is _LIVE:
@@ -314,8 +319,14 @@ class BaseCheckpointer(Callback, ABC):
         self._checkpoint_impl(
             state, unit, checkpoint_id=url, name=name, extra=extra, overrides=overrides or {}
         )
-        # the training stall (for an async save, only the snapshot), for the run summary
-        add_time(state, "checkpoint", time.perf_counter() - started)
+        # the training stall (for an async save, only the snapshot), for the run summary,
+        # which takes it out of the phase timing it happened inside
+        stall = time.perf_counter() - started
+        add_time(state, "checkpoint", stall)
+        if in_step:
+            add_time(state, "checkpoint_in_train_step", stall)
+        elif state.active_phase == ActivePhase.EVALUATE:
+            add_time(state, "checkpoint_in_eval", stall)
 
     @staticmethod
     def _prepare_dir(url: str) -> bool:

@@ -115,7 +115,11 @@ class RunSummary(Callback):
     def on_train_end(self, state: State, unit: Any) -> None:
         wall = time.perf_counter() - self._t_start
         steps = unit.train_progress.num_steps_completed - self._steps_at_start
-        checkpoint = get_times(state).get("checkpoint", 0.0)
+        times = get_times(state)
+        checkpoint = times.get("checkpoint", 0.0)
+        # a save made inside a step hook or an eval is counted once, as checkpoint time
+        self._step_s = max(self._step_s - times.get("checkpoint_in_train_step", 0.0), 0.0)
+        self._eval_s = max(self._eval_s - times.get("checkpoint_in_eval", 0.0), 0.0)
         accounted = self._wait_s + self._step_s + self._eval_s + checkpoint
         self.summary = {
             "run/wall_time_s": wall,
