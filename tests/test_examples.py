@@ -64,8 +64,11 @@ def _python_blocks(md: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", md.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md", "docs/units.md"])
-def test_doc_snippets_run(page: str) -> None:
+@pytest.mark.parametrize(
+    "page", ["README.md", "docs/quickstart.md", "docs/units.md", "docs/observability.md"]
+)
+def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # snippets may write logs relative to the working directory
     blocks = _python_blocks(ROOT / page)
     assert blocks, f"{page} has no python snippet"
     namespace: dict[str, object] = {"__name__": "__doc_snippet__"}
