@@ -65,7 +65,15 @@ def _python_blocks(md: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "page", ["README.md", "docs/quickstart.md", "docs/units.md", "docs/observability.md"]
+    "page",
+    [
+        "README.md",
+        "docs/quickstart.md",
+        "docs/units.md",
+        "docs/observability.md",
+        "docs/autounit.md",
+        "docs/checkpointing.md",
+    ],
 )
 def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # snippets may write logs relative to the working directory
