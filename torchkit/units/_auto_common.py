@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
 
+from torchkit.loop.progress import Progress
 from torchkit.loop.state import State
 from torchkit.strategies.params import ActivationCheckpointParams, TorchCompileParams
 from torchkit.strategies.precision import Precision, resolve_precision
@@ -29,6 +30,7 @@ class AutoModuleMixin:
     device: torch.device
     strategy: Strategy
     precision: Precision
+    predict_progress: Progress
 
     def _init_auto(
         self,
@@ -67,8 +69,10 @@ class AutoModuleMixin:
         self._eval_prefetcher = self._new_prefetcher()
         self._predict_prefetcher = self._new_prefetcher()
 
-    def _new_prefetcher(self) -> BatchPrefetcher:
-        return BatchPrefetcher(self._move_for_prefetch, self.device, enabled=self.enable_prefetch)
+    def _new_prefetcher(self, loader_of: Callable[[State], Any] | None = None) -> BatchPrefetcher:
+        return BatchPrefetcher(
+            self._move_for_prefetch, self.device, enabled=self.enable_prefetch, loader_of=loader_of
+        )
 
     def _move_for_prefetch(self, state: State, data: Any, non_blocking: bool) -> Any:
         return self.move_data_to_device(state, data, non_blocking)
@@ -92,6 +96,16 @@ class AutoModuleMixin:
     def get_next_predict_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         """The next batch, already on the device (read one ahead when prefetching)."""
         return self._predict_prefetcher.fetch(state, data_iter)
+
+    def predict_step(self, state: State, data: Any) -> Any:
+        """``module(data)`` under the precision's autocast, then ``on_predict_step_end``."""
+        with self.precision.autocast():
+            outputs = self.module(data)
+        self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)
+        return outputs
+
+    def on_predict_step_end(self, state: State, data: Any, step: int, outputs: Any) -> None:
+        """Called at the end of ``predict_step``; ``step`` counts steps completed before it."""
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:

@@ -30,12 +30,20 @@ class BatchPrefetcher:
         move: ``move(state, data, non_blocking) -> data`` copying a batch to the device.
         device: the device batches go to.
         enabled: read ahead (and copy on a side stream on CUDA).
+        loader_of: ``loader_of(state) -> dataloader`` for the phase, looked up once per epoch
+            so its ``state_dict()`` can be tracked for checkpoints (None: not tracked).
     """
 
     def __init__(
-        self, move: Callable[[Any, Any, bool], Any], device: torch.device, *, enabled: bool
+        self,
+        move: Callable[[Any, Any, bool], Any],
+        device: torch.device,
+        *,
+        enabled: bool,
+        loader_of: Callable[[Any], Any] | None = None,
     ) -> None:
         self._move = move
+        self._loader_of = loader_of
         self.enabled = enabled
         self._iter: Iterator[Any] | None = None
         self._next: Any = _NOTHING
@@ -59,18 +67,15 @@ class BatchPrefetcher:
         self._next = _NOTHING
         self.is_last = False
 
-    def fetch(self, state: Any, data_iter: Iterator[Any], dataloader: Any = None) -> Any:
-        """The next batch, on the device. Raises ``StopIteration`` at the end of the data.
-
-        ``dataloader`` (the loader ``data_iter`` came from) is looked at only when a new
-        iterator starts; pass it when its ``state_dict()`` must be tracked for checkpoints.
-        """
+    def fetch(self, state: Any, data_iter: Iterator[Any]) -> Any:
+        """The next batch, on the device. Raises ``StopIteration`` at the end of the data."""
         if not self.enabled:
             return self._move(state, next(data_iter), False)
         if data_iter is not self._iter:  # a new epoch: fill the look-ahead
             self._iter = data_iter
             self.is_last = False
-            self._state_dict_fn = getattr(dataloader, "state_dict", None)
+            loader = self._loader_of(state) if self._loader_of is not None else None
+            self._state_dict_fn = getattr(loader, "state_dict", None)
             self._next = self._read(state, data_iter)
         batch = self._next
         if batch is _NOTHING:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 
-from torchkit.loop.state import State
 from torchkit.strategies.params import TorchCompileParams
 from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
@@ -64,14 +63,3 @@ class AutoPredictUnit(AutoModuleMixin, PredictUnit[TPredictData]):
             activation_checkpoint_params=None,
             enable_prefetch=enable_prefetch,
         )
-
-    def predict_step(self, state: State, data: TPredictData) -> Any:
-        with self.precision.autocast():
-            outputs = self.module(data)
-        self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)
-        return outputs
-
-    def on_predict_step_end(
-        self, state: State, data: TPredictData, step: int, outputs: Any
-    ) -> None:
-        """Called at the end of ``predict_step``; ``step`` counts steps completed before it."""

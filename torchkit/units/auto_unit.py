@@ -158,7 +158,7 @@ class AutoUnit(
         # Per-step mutable state lives on a plain object: assigning unit attributes goes
         # through AppStateMixin's tracking, far too slow for every step.
         self._window = Window()
-        self._train_prefetcher = self._new_prefetcher()
+        self._train_prefetcher = self._new_prefetcher(_train_loader_of)
         self.optimizer: torch.optim.Optimizer | None = None
         self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.swa_model: torch.nn.Module | None = None
@@ -195,9 +195,6 @@ class AutoUnit(
         self, state: State, data: TData, step: int, loss: torch.Tensor, outputs: Any
     ) -> None:
         """Called at the end of ``eval_step``."""
-
-    def on_predict_step_end(self, state: State, data: TData, step: int, outputs: Any) -> None:
-        """Called at the end of ``predict_step``."""
 
     def update_metrics(self, state: State, data: TData, outputs: Any) -> None:
         """Update the active phase's metrics: ``metrics.update(outputs, target)`` by default.
@@ -279,11 +276,7 @@ class AutoUnit(
     # ---- fetching ---------------------------------------------------------------------------
 
     def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
-        prefetcher = self._train_prefetcher
-        if data_iter is prefetcher._iter:  # mid-epoch: the loader was looked up already
-            return prefetcher.fetch(state, data_iter)
-        ts = state.train_state
-        return prefetcher.fetch(state, data_iter, ts.dataloader if ts else None)
+        return self._train_prefetcher.fetch(state, data_iter)
 
     def get_next_eval_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         return self._eval_prefetcher.fetch(state, data_iter)
@@ -396,8 +389,7 @@ class AutoUnit(
         self.on_eval_step_end(state, data, self.eval_progress.num_steps_completed, loss, outputs)
         return loss, outputs
 
-    def predict_step(self, state: State, data: TData) -> Any:
-        with self.precision.autocast():
-            outputs = self.module(data)
-        self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)
-        return outputs
+
+def _train_loader_of(state: State) -> Any:
+    ts = state.train_state
+    return ts.dataloader if ts is not None else None
