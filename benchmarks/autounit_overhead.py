@@ -8,43 +8,28 @@ from __future__ import annotations
 
 import cProfile
 import json
+import os
 import pstats
 import statistics
+import sys
 import time
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchkit import AutoUnit, train
-from torchkit.loop.state import State
+from torchkit import train
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import MSEAutoUnit, make_batches, tiny_mlp
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class Unit(AutoUnit[Batch]):
-    def compute_loss(self, state: State, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data
-        out = self.module(x)
-        return nn.functional.mse_loss(out, y), out
-
-    def configure_optimizers_and_lr_scheduler(self, module: nn.Module) -> Any:
-        return torch.optim.SGD(module.parameters(), lr=1e-3), None
-
-
-def tiny_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
 
 
 def big_model() -> nn.Module:
     return nn.Sequential(nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
                          nn.Linear(1024, 1))  # fmt: skip
-
-
-def make_data(n: int, dim: int, batch: int) -> list[Batch]:
-    g = torch.Generator().manual_seed(0)
-    return [(torch.randn(batch, dim, generator=g), torch.randn(batch, 1, generator=g))
-            for _ in range(n)]  # fmt: skip
 
 
 def raw_loop(model: nn.Module) -> Any:
@@ -66,7 +51,7 @@ def raw_loop(model: nn.Module) -> Any:
 
 def auto_loop(model: nn.Module) -> Any:
     """AutoUnit through ``train``; the unit is built before the returned run() is timed."""
-    unit = Unit(module=model, device="cpu")
+    unit = MSEAutoUnit(module=model, device="cpu")
 
     def run(data: list[Batch]) -> None:
         train(unit, data, max_epochs=1)
@@ -97,7 +82,7 @@ def interleaved(model_fn: Any, data: list[Batch], rounds: int) -> tuple[float, f
 
 def calls(fn: Any, data: list[Batch]) -> int:
     prof = cProfile.Profile()
-    run = fn(tiny_model())
+    run = fn(tiny_mlp())
     prof.enable()
     run(data)
     prof.disable()
@@ -113,10 +98,10 @@ def calls_per_step(fn: Any, data: list[Batch]) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    tiny = make_data(300, 32, 16)
-    raw_s, auto_s, diff_s = interleaved(tiny_model, tiny, rounds=15)
+    tiny = make_batches(300, 32, 16)
+    raw_s, auto_s, diff_s = interleaved(tiny_mlp, tiny, rounds=15)
     raw_calls, auto_calls = calls_per_step(raw_loop, tiny), calls_per_step(auto_loop, tiny)
-    big = make_data(12, 1024, 256)
+    big = make_batches(12, 1024, 256)
     big_raw, big_auto, _ = interleaved(big_model, big, rounds=6)
     print(json.dumps({
         "torch": torch.__version__,

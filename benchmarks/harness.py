@@ -16,19 +16,46 @@ from typing import Any
 
 import torch
 
+from torchkit import AutoUnit, State
+
 Runner = Callable[[list[tuple[torch.Tensor, torch.Tensor]]], None]
+
+
+def make_batches(
+    n: int, dim: int = 32, batch: int = 16, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` regression batches: x (batch, dim), y (batch, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(batch, dim, generator=g), torch.randn(batch, 1, generator=g)) for _ in range(n)
+    ]
 
 
 def tiny_batches(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``n`` batches for the design's tiny-MLP workload: x (16, 32), y (16, 1)."""
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(16, 32, generator=g), torch.randn(16, 1, generator=g)) for _ in range(n)]
+    return make_batches(n, seed=seed)
 
 
 def tiny_mlp() -> torch.nn.Module:
     """The 32 -> 32 -> 1 MLP of design.md section 6."""
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+
+class MSEAutoUnit(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+    """The AutoUnit every benchmark uses: MSE loss, SGD, no scheduler."""
+
+    def compute_loss(
+        self, state: State, data: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = data
+        out = self.module(x)
+        return torch.nn.functional.mse_loss(out, y), out
+
+    def configure_optimizers_and_lr_scheduler(
+        self, module: torch.nn.Module
+    ) -> tuple[torch.optim.Optimizer, None]:
+        return torch.optim.SGD(module.parameters(), lr=1e-3), None
 
 
 def make_raw_loop() -> Runner:

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torchkit
 from benchmarks.harness import (
+    MSEAutoUnit,
     Runner,
     calls_per_step,
     emit,
@@ -54,22 +55,8 @@ def make_train_unit_loop() -> Runner:
     return run
 
 
-class TinyAutoUnit(torchkit.AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
-    def compute_loss(
-        self, state: torchkit.State, data: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data
-        out = self.module(x)
-        return torch.nn.functional.mse_loss(out, y), out
-
-    def configure_optimizers_and_lr_scheduler(
-        self, module: torch.nn.Module
-    ) -> tuple[torch.optim.Optimizer, None]:
-        return torch.optim.SGD(module.parameters(), lr=1e-3), None
-
-
 def make_auto_unit_loop() -> Runner:
-    unit = TinyAutoUnit(module=tiny_mlp(), device="cpu")
+    unit = MSEAutoUnit(module=tiny_mlp(), device="cpu")
 
     def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         unit.train_progress = torchkit.Progress()

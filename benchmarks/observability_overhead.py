@@ -16,41 +16,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 
-from torchkit import AutoUnit, train
+from torchkit import train
 from torchkit.callbacks import MetricsLogger, TQDMProgressBar
 from torchkit.loggers import TensorBoardLogger
-from torchkit.loop.state import State
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import MSEAutoUnit, make_batches, tiny_mlp
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Setup = Callable[[], tuple[Callable[[list[Batch]], None], Callable[[], None]]]
 
 
-class Unit(AutoUnit[Batch]):
-    def compute_loss(self, state: State, data: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data
-        out = self.module(x)
-        return nn.functional.mse_loss(out, y), out
-
-    def configure_optimizers_and_lr_scheduler(self, module: nn.Module) -> Any:
-        return torch.optim.SGD(module.parameters(), lr=1e-3), None
-
-
-def tiny_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
-
-
-def make_data(n: int) -> list[Batch]:
-    g = torch.Generator().manual_seed(0)
-    return [(torch.randn(16, 32, generator=g), torch.randn(16, 1, generator=g)) for _ in range(n)]
-
-
 def raw_setup() -> tuple[Callable[[list[Batch]], None], Callable[[], None]]:
-    model = tiny_model()
+    model = tiny_mlp()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     model.train()
 
@@ -66,12 +49,12 @@ def raw_setup() -> tuple[Callable[[list[Batch]], None], Callable[[], None]]:
 
 
 def auto_setup() -> tuple[Callable[[list[Batch]], None], Callable[[], None]]:
-    unit = Unit(module=tiny_model(), device="cpu")
+    unit = MSEAutoUnit(module=tiny_mlp(), device="cpu")
     return (lambda data: train(unit, data, max_epochs=1)), lambda: None  # type: ignore[func-returns-value]
 
 
 def observed_setup() -> tuple[Callable[[list[Batch]], None], Callable[[], None]]:
-    unit = Unit(module=tiny_model(), device="cpu")
+    unit = MSEAutoUnit(module=tiny_mlp(), device="cpu")
     tmp = tempfile.TemporaryDirectory()
     tb = TensorBoardLogger(tmp.name)
     sink = open(os.devnull, "w")  # noqa: SIM115 - closed by the teardown below
@@ -97,7 +80,7 @@ def timed(setup: Setup, data: list[Batch]) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    data = make_data(2000)
+    data = make_batches(2000)
     contenders: dict[str, Setup] = {
         "raw": raw_setup,
         "auto": auto_setup,
