@@ -24,7 +24,43 @@ def recent_mean(phase_state: PhaseState | None, key: str, window: int) -> float 
     return sum(tail) / n
 
 
-class IterationTimeLogger(Callback):
+class RecentTimerLogger(Callback):
+    """Base for callbacks that log, every ``every_n_steps`` steps, the mean of the last
+    ``window`` durations of one of the loop's iteration timers as ``<phase>/<name>``.
+
+    Subclasses set ``timer_key`` (formatted with ``phase``) and ``metric_name``.
+    """
+
+    timer_key = ""
+    metric_name = ""
+
+    def __init__(
+        self, loggers: MetricLogger | Sequence[MetricLogger], every_n_steps: int, window: int
+    ) -> None:
+        self.loggers = as_logger_list("loggers", loggers)
+        self.every_n_steps = check_interval("every_n_steps", every_n_steps)
+        self._window = window
+
+    def _log(self, phase_state: PhaseState | None, phase: str, progress: Any) -> None:
+        step = progress.num_steps_completed
+        if step % self.every_n_steps:
+            return
+        # The current step's duration is recorded after its end hooks: read the finished ones.
+        mean = recent_mean(phase_state, self.timer_key.format(phase=phase), self._window)
+        if mean is not None:
+            log_to_all(self.loggers, {f"{phase}/{self.metric_name}": mean}, step)
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.train_state, "train", unit.train_progress)
+
+    def on_eval_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.eval_state, "eval", unit.eval_progress)
+
+    def on_predict_step_end(self, state: State, unit: Any) -> None:
+        self._log(state.predict_state, "predict", unit.predict_progress)
+
+
+class IterationTimeLogger(RecentTimerLogger):
     """Every ``every_n_steps`` steps, logs ``<phase>/iteration_time_s``: the mean host wall
     time of the last ``moving_avg_window`` steps (the loop's ``<phase>_iteration_time`` timer,
     step call plus step hooks; no device sync, so with CUDA it measures launch time unless the
@@ -49,30 +85,14 @@ class IterationTimeLogger(Callback):
         [2, 4]
     """
 
+    timer_key = "{phase}_iteration_time"
+    metric_name = "iteration_time_s"
+
     def __init__(
         self,
         loggers: MetricLogger | Sequence[MetricLogger],
         every_n_steps: int = 100,
         moving_avg_window: int = 1,
     ) -> None:
-        self.loggers = as_logger_list("loggers", loggers)
-        self.every_n_steps = check_interval("every_n_steps", every_n_steps)
         self.moving_avg_window = check_interval("moving_avg_window", moving_avg_window)
-
-    def _log(self, phase_state: PhaseState | None, phase: str, progress: Any) -> None:
-        step = progress.num_steps_completed
-        if step % self.every_n_steps:
-            return
-        # The current step's duration is recorded after its end hooks: read the finished ones.
-        mean = recent_mean(phase_state, f"{phase}_iteration_time", self.moving_avg_window)
-        if mean is not None:
-            log_to_all(self.loggers, {f"{phase}/iteration_time_s": mean}, step)
-
-    def on_train_step_end(self, state: State, unit: Any) -> None:
-        self._log(state.train_state, "train", unit.train_progress)
-
-    def on_eval_step_end(self, state: State, unit: Any) -> None:
-        self._log(state.eval_state, "eval", unit.eval_progress)
-
-    def on_predict_step_end(self, state: State, unit: Any) -> None:
-        self._log(state.predict_state, "predict", unit.predict_progress)
+        super().__init__(loggers, every_n_steps, self.moving_avg_window)
