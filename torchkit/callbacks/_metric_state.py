@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,21 +68,18 @@ class _PhaseMetrics:
 class MetricState:
     """Everything ``_metric_state`` keeps for one run (one ``State``)."""
 
-    __slots__ = ("__weakref__", "phases", "times")
+    __slots__ = ("phases", "times")
 
     def __init__(self) -> None:
         self.phases = {"train": _PhaseMetrics(), "eval": _PhaseMetrics()}
         self.times: dict[str, float] = {}
 
 
-_STATES: weakref.WeakKeyDictionary[State, MetricState] = weakref.WeakKeyDictionary()
-
-
 def get_metric_state(state: State) -> MetricState:
     """The accumulators of ``state``'s run (created on first use)."""
-    ms = _STATES.get(state)
+    ms: MetricState | None = state._metric_state
     if ms is None:
-        ms = _STATES[state] = MetricState()
+        ms = state._metric_state = MetricState()
     return ms
 
 

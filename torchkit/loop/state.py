@@ -225,6 +225,9 @@ class State:
         self._resume_pending_eval = False
         """Internal: set by a checkpointer at ``on_train_start`` when the restored run stopped
         with an eval due or in progress inside ``fit``; the loop then runs it first."""
+        # Per-run accumulators of the logging callbacks (``callbacks._metric_state``); kept on
+        # the State so they live and die with the run.
+        self._metric_state: Any = None
         self._active_phase = ActivePhase.TRAIN
         self.metrics: dict[str, Any] = {}
         """Latest scalar metric values by name (``train/loss``, ``eval/accuracy``...), written
