@@ -62,6 +62,11 @@ class Callback:
         2
     """
 
+    requires_no_grad: bool = False
+    """Set True when the callback handles tensors outside inference mode during ``predict``
+    (checkpointers do: inference tensors cannot be saved and later updated in place), so that
+    ``predict`` runs under ``torch.no_grad()`` instead of ``torch.inference_mode()``."""
+
     @property
     def name(self) -> str:
         """A name for this callback, used in checkpoints and logs."""
