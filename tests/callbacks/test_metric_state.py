@@ -43,3 +43,44 @@ def test_helpers() -> None:
 
     assert metric_name(MulticlassAccuracy(num_classes=2)) == "accuracy"
     assert metric_name(BinaryF1Score()) == "f1_score"
+
+
+class ScriptedLossUnit:
+    """Just enough of a unit for ``StepRecorder`` and ``publish_train``."""
+
+    def __init__(self) -> None:
+        from torchkit.loop.progress import Progress
+
+        self.train_progress = Progress()
+
+
+def _record_losses(losses: list[torch.Tensor]) -> dict[str, float]:
+    from torchkit.callbacks._metric_state import StepRecorder, publish_train
+    from torchkit.loop.state import EntryPoint, PhaseState
+
+    state = State(entry_point=EntryPoint.TRAIN, train_state=PhaseState(dataloader=[]))
+    unit, rec = ScriptedLossUnit(), StepRecorder("train")
+    assert state.train_state is not None
+    for loss in losses:
+        state.train_state._step_output = (loss, None)
+        unit.train_progress.increment_step()
+        rec.record(state, unit)
+        rec.record(state, unit)  # a second callback recording the same step: counted once
+    return publish_train(state, unit)
+
+
+def test_interval_mean_of_bf16_losses_is_exact_in_float64() -> None:
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    losses = [x.to(torch.bfloat16) for x in torch.rand(3000, generator=g) * 10]
+    expected = math.fsum(float(x) for x in losses) / len(losses)
+    # 3000 > the 1024 fold: the folded partial sum is fp32, so allow fp32 rounding of it only
+    assert _record_losses(losses)["train/loss"] == pytest.approx(expected, rel=1e-6)
+    short = losses[:1000]  # no fold: every loss is read as it is and summed on the host
+    assert _record_losses(short)["train/loss"] == math.fsum(float(x) for x in short) / 1000
+
+
+def test_loss_of_shape_one_and_mixed_dtypes_are_averaged() -> None:
+    losses = [torch.tensor([1.0]), torch.tensor(2.0, dtype=torch.bfloat16), torch.tensor(3.0)]
+    assert _record_losses(losses) == {"train/loss": 2.0}

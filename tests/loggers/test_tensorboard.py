@@ -65,3 +65,63 @@ def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match=r"path='.*file/logs' is invalid: expected a writable"):
         TensorBoardLogger(os.fspath(blocker / "logs"))
+
+
+def test_memory_url_event_file_reads_back(tmp_path: Path) -> None:
+    import fsspec
+
+    tb = TensorBoardLogger("memory://tb_logger_test/run1")
+    tb.log_dict({"train/loss": 1.5}, step=10)
+    tb.log_dict({"train/loss": 0.5, "train/late": 2.0}, step=20)
+    tb.close()
+    fs = fsspec.filesystem("memory")
+    (name,) = fs.ls("/tb_logger_test/run1", detail=False)
+    assert "tfevents" in name
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / os.path.basename(name)).write_bytes(fs.cat(name))
+    acc = _accumulator(tmp_path / "copy")
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [(10, 1.5), (20, 0.5)]
+    assert [(e.step, e.value) for e in acc.Scalars("train/late")] == [(20, 2.0)]
+    fs.rm("/tb_logger_test", recursive=True)
+
+
+def test_events_are_written_every_max_pending_and_on_flush(tmp_path: Path) -> None:
+    tb = TensorBoardLogger(str(tmp_path), max_pending=3)
+    for step in range(2):
+        tb.log("x", float(step), step=step)
+    assert _accumulator(tmp_path).Tags()["scalars"] == []  # buffered, not written yet
+    tb.log("x", 2.0, step=2)
+    assert [e.step for e in _accumulator(tmp_path).Scalars("x")] == [0, 1, 2]
+    tb.log("x", 3.0, step=3)
+    tb.flush()
+    assert [e.step for e in _accumulator(tmp_path).Scalars("x")] == [0, 1, 2, 3]
+    tb.close()
+
+
+def test_logging_starts_no_writer_thread(tmp_path: Path) -> None:
+    import threading
+
+    before = threading.active_count()
+    tb = TensorBoardLogger(str(tmp_path), max_pending=1)
+    for step in range(5):
+        tb.log_dict({"a": 1.0, "b": 2.0}, step=step)
+    assert threading.active_count() == before
+    tb.close()
+
+
+def test_summary_writer_escape_hatch_shares_the_directory(tmp_path: Path) -> None:
+    tb = TensorBoardLogger(str(tmp_path))
+    tb.log("mine", 1.0, step=0)
+    tb.writer.add_scalar("theirs", 2.0, global_step=1)
+    tb.close()
+    assert tb.writer is None
+    tags = set(_accumulator(tmp_path).Tags()["scalars"])
+    assert tags == {"mine", "theirs"}
+
+
+@pytest.mark.parametrize("arg", ["flush_secs", "max_pending"])
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_bad_buffering_arguments(tmp_path: Path, arg: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"{arg}={value!r} is invalid: expected an int >= 1"):
+        TensorBoardLogger(str(tmp_path), **{arg: value})  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -8,11 +8,12 @@ are in ``state.metrics`` whichever callback runs first:
 * ``StepRecorder(phase).record(state, unit)`` (or ``record_step``) - call from
   ``on_<phase>_step_end``. Keeps the step's loss (the first element of a ``(loss, outputs)``
   step output, a scalar tensor output, or ``.loss`` of ``TrainStepResults``) as a device
-  tensor; the mean over the interval is one device op at publication. No host sync. Several
-  callbacks may record the same step: only the first call counts.
+  0-d device tensor (a list append: no device op, no host sync). Several callbacks may
+  record the same step: only the first call counts.
 * ``publish_train(state, unit)`` - call at a train logging point. Computes the running loss
   mean since the previous publication, ``unit.train_metrics`` (then resets them) and the
-  step's grad norm, reads all of them with **one** host sync, writes ``train/<name>`` into
+  step's grad norm, reads all of them (the step losses included) with **one** stack and one
+  host transfer, averages the losses on the host in float64, writes ``train/<name>`` into
   ``state.metrics`` and returns them. Cached by the train step count: a second call at the
   same step returns the same values without computing again.
 * ``publish_eval(state, unit)`` - call from ``on_eval_epoch_end``. The same for the eval
@@ -20,15 +21,16 @@ are in ``state.metrics`` whichever callback runs first:
 * ``add_time(state, category, seconds)`` / ``get_times(state)`` - wall-time buckets
   (``"checkpoint"``...) that callbacks report and ``RunSummary`` prints.
 
-The per-run accumulators live in a ``WeakKeyDictionary`` keyed by the ``State``, so they
+The per-run accumulators live on the run's ``State`` (``state._metric_state``), so they
 disappear with the run and two runs never share them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -133,7 +135,9 @@ class StepRecorder:
         else:
             loss = extract_loss(output)
         if loss is not None:
-            acc.losses.append(loss.detach() if loss.requires_grad else loss)
+            if loss.requires_grad:
+                loss = loss.detach()
+            acc.losses.append(loss if loss.ndim == 0 else loss.reshape(()))
             acc.count += 1
             if len(acc.losses) >= _FOLD_AT:  # bound memory on long intervals: one device op
                 acc.losses = [_sum(acc.losses)]
@@ -197,26 +201,44 @@ def reset_metrics(metrics: Any) -> None:
         metrics.reset()
 
 
-def read_floats(values: Mapping[str, Any]) -> dict[str, float]:
-    """Read scalars to Python floats with one host transfer per device.
+def read_floats(
+    values: Mapping[str, Any], loss_terms: Sequence[torch.Tensor] = ()
+) -> dict[str, float]:
+    """Read scalars to Python floats with one device op and one host transfer per device.
+
+    ``loss_terms`` are 0-d tensors read along with ``values``; their sum is returned under
+    ``"loss"`` (the caller divides by the step count). Each value keeps its own dtype up to
+    the stack's type promotion, and the sum is taken on the host in float64, so a long
+    interval of bf16 losses loses no precision.
 
     note: CPU-GPU sync point - call only at logging / decision points.
     """
     out: dict[str, float] = {}
-    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    slots: list[tuple[str, torch.device, int]] = []
     for name, v in values.items():
         if isinstance(v, torch.Tensor):
-            by_device.setdefault(v.device, []).append((name, v))
+            group = by_device.setdefault(v.device, [])
+            slots.append((name, v.device, len(group)))
+            v = v.detach()
+            group.append(v if v.ndim == 0 else v.reshape(()))
         else:
             out[name] = float(v)
-    for pairs in by_device.values():
-        if len(pairs) == 1:
-            out[pairs[0][0]] = float(pairs[0][1].detach().reshape(()).item())
-            continue
-        dtype = torch.float32 if pairs[0][1].device.type == "mps" else torch.float64
-        stacked = torch.stack([t.detach().reshape(()).to(dtype) for _, t in pairs])
-        for (name, _), f in zip(pairs, stacked.tolist()):
-            out[name] = f
+    loss_slice: tuple[torch.device, int, int] | None = None
+    if loss_terms:
+        device = loss_terms[0].device
+        group = by_device.setdefault(device, [])
+        loss_slice = (device, len(group), len(group) + len(loss_terms))
+        group.extend(loss_terms)
+    read = {
+        device: [group[0].item()] if len(group) == 1 else torch.stack(group).tolist()
+        for device, group in by_device.items()
+    }
+    for name, device, i in slots:
+        out[name] = float(read[device][i])
+    if loss_slice is not None:
+        device, lo, hi = loss_slice
+        out["loss"] = math.fsum(read[device][lo:hi])
     return dict(sorted(out.items()))
 
 
@@ -225,13 +247,16 @@ def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> d
     if acc.published_key == key:
         return acc.published
     metrics = getattr(unit, f"{phase}_metrics", None)
-    values: dict[str, Any] = {}
-    if acc.losses:
-        values["loss"] = _sum(acc.losses) / acc.count
-    values.update(compute_metrics(metrics))
+    values: dict[str, Any] = dict(compute_metrics(metrics))
     if grad_norm is not None:
         values["grad_norm"] = grad_norm
-    floats = {f"{phase}/{k}": v for k, v in read_floats(values).items()}
+    losses, count = acc.losses, acc.count
+    if len({t.device for t in losses}) > 1:  # a unit that moved mid-interval: rare
+        losses = [_sum([t.to(losses[-1].device) for t in losses])]
+    read = read_floats(values, losses)
+    if losses:
+        read["loss"] /= count
+    floats = {f"{phase}/{k}": v for k, v in sorted(read.items())}
     reset_metrics(metrics)
     acc.losses, acc.count = [], 0
     acc.published_key, acc.published = key, floats
