@@ -55,17 +55,17 @@ class ScriptedLossUnit:
 
 
 def _record_losses(losses: list[torch.Tensor]) -> dict[str, float]:
-    from torchkit.callbacks._metric_state import StepRecorder, publish_train
+    from torchkit.callbacks._metric_state import publish_train, record_step
     from torchkit.loop.state import EntryPoint, PhaseState
 
     state = State(entry_point=EntryPoint.TRAIN, train_state=PhaseState(dataloader=[]))
-    unit, rec = ScriptedLossUnit(), StepRecorder("train")
+    unit = ScriptedLossUnit()
     assert state.train_state is not None
     for loss in losses:
         state.train_state._step_output = (loss, None)
         unit.train_progress.increment_step()
-        rec.record(state, unit)
-        rec.record(state, unit)  # a second callback recording the same step: counted once
+        record_step(state, unit, "train")
+        record_step(state, unit, "train")  # recorded twice at the same step: counted once
     return publish_train(state, unit)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,6 @@ from tests.callbacks._units import ClassifierUnit, loader
 from torchkit import fit, train
 from torchkit.callbacks import MetricsLogger, TQDMProgressBar
 from torchkit.loggers import InMemoryLogger, TensorBoardLogger
-
-TORCHKIT_DIR = str(Path(__file__).resolve().parents[2] / "torchkit")
 
 
 def test_train_loss_is_the_interval_mean() -> None:
@@ -64,30 +60,6 @@ def test_bad_interval_is_a_clear_error(every_n_steps: object) -> None:
 def test_not_a_logger_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"loggers\[0\]=.* is invalid: expected a MetricLogger"):
         MetricsLogger([object()], every_n_steps=1)  # type: ignore[list-item]
-
-
-@pytest.fixture
-def host_syncs() -> Iterator[list[str]]:
-    """Count Tensor.item / __float__ / __bool__ / tolist calls made directly from torchkit."""
-    calls: list[str] = []
-    originals = {n: getattr(torch.Tensor, n) for n in ("item", "__float__", "__bool__", "tolist")}
-
-    def wrap(name: str, fn):  # type: ignore[no-untyped-def]
-        def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            caller = inspect.currentframe().f_back  # type: ignore[union-attr]
-            if caller is not None and caller.f_code.co_filename.startswith(TORCHKIT_DIR):
-                calls.append(f"{name} from {caller.f_code.co_name}")
-            return fn(self, *args, **kwargs)
-
-        return wrapper
-
-    for name, fn in originals.items():
-        setattr(torch.Tensor, name, wrap(name, fn))
-    try:
-        yield calls
-    finally:
-        for name, fn in originals.items():
-            setattr(torch.Tensor, name, fn)
 
 
 def test_at_most_one_host_sync_per_logging_interval(host_syncs: list[str]) -> None:

@@ -107,3 +107,17 @@ def test_other_ranks_draw_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_refresh_rate_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"refresh_rate=-5 is invalid: expected an int >= 1"):
         TQDMProgressBar(refresh_rate=-5)
+
+
+@pytest.mark.parametrize(("mininterval", "syncs"), [(0, 2 * 10), (3600, 1 + 2)])
+def test_postfix_is_computed_only_when_the_bar_can_redraw(
+    host_syncs: list[str], mininterval: float, syncs: int
+) -> None:
+    buf = io.StringIO()
+    bar = TQDMProgressBar(refresh_rate=1, file=buf, mininterval=mininterval)
+    train(ClassifierUnit(), loader(40, 4), max_epochs=2, callbacks=[bar])  # 10 steps/epoch
+    # mininterval=0: one read per refresh; a long mininterval: the first refresh of the run
+    # and the two epoch ends
+    assert len(host_syncs) == syncs, host_syncs
+    assert _final_counts(buf.getvalue(), "Train") == ["10/10", "10/10"]
+    assert re.search(r"10/10 \[[^\]]*loss=\d+\.\d+", buf.getvalue())  # the last draw has it

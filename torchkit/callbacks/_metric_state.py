@@ -5,11 +5,11 @@ Every callback that shows or decides on metrics (``MetricsLogger``, ``TQDMProgre
 instead of computing on its own, so values are computed once, read from the device once, and
 are in ``state.metrics`` whichever callback runs first:
 
-* ``StepRecorder(phase).record(state, unit)`` (or ``record_step``) - call from
-  ``on_<phase>_step_end``. Keeps the step's loss (the first element of a ``(loss, outputs)``
-  step output, a scalar tensor output, or ``.loss`` of ``TrainStepResults``) as a device
-  0-d device tensor (a list append: no device op, no host sync). Several callbacks may
-  record the same step: only the first call counts.
+* ``loss_recorders()`` - the step-end hooks ``CallbackHandler`` runs first when a callback
+  sets ``records_step_losses`` (``record_step`` does the same from a hook). They keep the
+  step's loss (the first element of a ``(loss, outputs)`` step output, a scalar tensor
+  output, or ``.loss`` of ``TrainStepResults``) as a 0-d device tensor, once per step: a
+  list append, no device op, no host sync.
 * ``publish_train(state, unit)`` - call at a train logging point. Computes the running loss
   mean since the previous publication, ``unit.train_metrics`` (then resets them) and the
   step's grad norm, reads all of them (the step losses included) with **one** stack and one
@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -98,37 +98,19 @@ def extract_loss(step_output: Any) -> torch.Tensor | None:
     return None
 
 
-class StepRecorder:
-    """A callback's handle on the run's loss accumulators for one phase.
+def _make_recorder(phase: str) -> Callable[[State, Any], None]:
+    """The ``on_<phase>_step_end`` hook that keeps the step's loss (see ``loss_recorders``)."""
+    state_attr, progress_attr = f"_{phase}_state", f"{phase}_progress"
 
-    ``record(state, unit)`` from ``on_<phase>_step_end`` keeps the step's loss (no host sync,
-    no device op). The recorder remembers the run it last saw, so a step costs a few attribute
-    reads; several callbacks recording the same step count it once.
-
-    Args:
-        phase: ``"train"`` or ``"eval"``.
-    """
-
-    __slots__ = ("_acc", "_progress_attr", "_state", "_state_attr", "phase")
-
-    def __init__(self, phase: str) -> None:
-        self.phase = phase
-        self._progress_attr = f"{phase}_progress"
-        self._state_attr = f"{phase}_state"
-        self._state: State | None = None
-        self._acc = _PhaseMetrics()
-
-    def record(self, state: State, unit: Any) -> None:
-        if state is not self._state:
-            self._state = state
-            self._acc = get_metric_state(state).phases[self.phase]
-        acc = self._acc
-        step = getattr(unit, self._progress_attr).num_steps_completed
+    def record(state: State, unit: Any) -> None:
+        ms = state._metric_state
+        acc = (ms if ms is not None else get_metric_state(state)).phases[phase]
+        step = getattr(unit, progress_attr).num_steps_completed
         if acc.last_recorded_step == step:
-            return  # another callback already recorded this step
+            return  # already recorded (a callback called record_step itself)
         acc.last_recorded_step = step
-        phase_state = getattr(state, self._state_attr)
-        output = phase_state.step_output if phase_state is not None else None
+        phase_state = getattr(state, state_attr)
+        output = phase_state._step_output if phase_state is not None else None
         # fast path for the usual (loss, outputs) tuple with a 0-d loss
         if type(output) is tuple and output and type(output[0]) is torch.Tensor:
             loss: torch.Tensor | None = output[0] if output[0].ndim == 0 else extract_loss(output)
@@ -137,16 +119,33 @@ class StepRecorder:
         if loss is not None:
             if loss.requires_grad:
                 loss = loss.detach()
-            acc.losses.append(loss if loss.ndim == 0 else loss.reshape(()))
+            losses = acc.losses
+            losses.append(loss if loss.ndim == 0 else loss.reshape(()))
             acc.count += 1
-            if len(acc.losses) >= _FOLD_AT:  # bound memory on long intervals: one device op
-                acc.losses = [_sum(acc.losses)]
+            if len(losses) >= _FOLD_AT:  # bound memory on long intervals: one device op
+                acc.losses = [_sum(losses)]
+
+    record.__qualname__ = record.__name__ = f"record_{phase}_loss"
+    return record
+
+
+_RECORDERS = {"train": _make_recorder("train"), "eval": _make_recorder("eval")}
+
+
+def loss_recorders() -> tuple[Callable[[State, Any], None], Callable[[State, Any], None]]:
+    """The ``(on_train_step_end, on_eval_step_end)`` hooks that keep each step's loss.
+
+    ``CallbackHandler`` puts them first in the step-end hook lists when a callback sets
+    ``records_step_losses``, so a step's loss is kept once (a list append: no device op, no
+    host sync) however many callbacks show or log the loss mean.
+    """
+    return _RECORDERS["train"], _RECORDERS["eval"]
 
 
 def record_step(state: State, unit: Any, phase: str) -> None:
-    """Keep this step's loss for the phase's running mean (no host sync). Callbacks on the
-    hot path should hold a ``StepRecorder`` instead (it skips the per-run lookup)."""
-    StepRecorder(phase).record(state, unit)
+    """Keep this step's loss for the phase's running mean (no host sync). Call it from
+    ``on_<phase>_step_end``; a step already recorded is not counted twice."""
+    _RECORDERS[phase](state, unit)
 
 
 def metric_name(metric: Any) -> str:

@@ -115,6 +115,8 @@ class BaseCheckpointer(Callback, ABC):
                 "torchkit.checkpoint.BestCheckpointConfig, e.g. BestCheckpointConfig('eval/loss')."
             )
         self._best = best_checkpoint_config
+        # best-K on a published loss mean (``eval/loss``) needs the step losses kept
+        self.records_step_losses = best_checkpoint_config is not None
         self._preemption = PreemptionWatcher(preemption_signals or ())
         self._dirpath = dirpath.rstrip("/") or dirpath
         self._retained: list[tuple[str, CheckpointName]] = []

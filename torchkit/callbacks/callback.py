@@ -67,6 +67,12 @@ class Callback:
     (checkpointers do: inference tensors cannot be saved and later updated in place), so that
     ``predict`` runs under ``torch.no_grad()`` instead of ``torch.inference_mode()``."""
 
+    records_step_losses: bool = False
+    """Set True when the callback uses the loss means (``train/loss``, ``eval/loss``) that
+    torchkit publishes in ``state.metrics``. The loop then keeps each step's loss once, before
+    the step-end hooks, however many callbacks ask (``MetricsLogger``, ``TQDMProgressBar``,
+    ``EarlyStopping`` and ``RunSummary`` set it)."""
+
     @property
     def name(self) -> str:
         """A name for this callback, used in checkpoints and logs."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 
 from torchkit.callbacks._logging_utils import check_choice, check_interval
-from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks._metric_state import publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.state import State
 from torchkit.utils.distributed import sync_bool
@@ -68,6 +68,8 @@ class EarlyStopping(Callback):
         2
     """
 
+    records_step_losses = True
+
     def __init__(
         self,
         monitored_attr: str | None = None,
@@ -106,14 +108,11 @@ class EarlyStopping(Callback):
         self.best_state: dict[str, dict[str, torch.Tensor]] | None = None
         self.stopped_at_epoch: int | None = None
         self.stopped_at_step: int | None = None
-        self._train_recorder = StepRecorder("train")
-        self._eval_recorder = StepRecorder("eval")
 
     # -- hooks ------------------------------------------------------------------------------
     def on_train_step_end(self, state: State, unit: Any) -> None:
         if self.phase != "train":
             return
-        self._train_recorder.record(state, unit)
         steps = unit.train_progress.num_steps_completed
         if self.interval == "step" and steps % self.interval_freq == 0:
             publish_train(state, unit)
@@ -124,10 +123,6 @@ class EarlyStopping(Callback):
         if self.phase == "train" and self.interval == "epoch" and epochs % self.interval_freq == 0:
             publish_train(state, unit)
             self._check(state, unit)
-
-    def on_eval_step_end(self, state: State, unit: Any) -> None:
-        if self.phase == "eval":
-            self._eval_recorder.record(state, unit)
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
         if self.phase != "eval":

@@ -12,7 +12,7 @@ from torchkit.callbacks._logging_utils import (
     flush_all,
     log_to_all,
 )
-from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks._metric_state import publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import EntryPoint, State
@@ -54,6 +54,8 @@ class MetricsLogger(Callback):
         ([2, 4], ['train/loss', 'train/lr'])
     """
 
+    records_step_losses = True
+
     def __init__(
         self,
         loggers: MetricLogger | Sequence[MetricLogger],
@@ -67,8 +69,6 @@ class MetricsLogger(Callback):
         self.loggers = as_logger_list("loggers", loggers)
         self.log_lr = log_lr
         self._last_logged_step = -1
-        self._train_recorder = StepRecorder("train")
-        self._eval_recorder = StepRecorder("eval")
 
     def _log_train(self, state: State, unit: Any) -> None:
         step = unit.train_progress.num_steps_completed
@@ -81,7 +81,6 @@ class MetricsLogger(Callback):
         log_to_all(self.loggers, payload, step)
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
-        self._train_recorder.record(state, unit)
         if unit.train_progress.num_steps_completed % self.every_n_steps == 0:
             self._log_train(state, unit)
 
@@ -90,9 +89,6 @@ class MetricsLogger(Callback):
 
     def on_train_end(self, state: State, unit: Any) -> None:
         flush_all(self.loggers)
-
-    def on_eval_step_end(self, state: State, unit: Any) -> None:
-        self._eval_recorder.record(state, unit)
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
         payload = publish_eval(state, unit)

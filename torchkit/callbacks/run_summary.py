@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from torchkit.callbacks._logging_utils import as_logger_list, log_to_all
-from torchkit.callbacks._metric_state import StepRecorder, get_times, publish_eval
+from torchkit.callbacks._metric_state import get_times, publish_eval
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import State
@@ -47,6 +47,8 @@ class RunSummary(Callback):
         ['best/eval/loss']
     """
 
+    records_step_losses = True
+
     def __init__(self, loggers: MetricLogger | Sequence[MetricLogger] | None = None) -> None:
         self.loggers = as_logger_list("loggers", loggers) if loggers is not None else []
         self.summary: dict[str, float] = {}
@@ -57,7 +59,6 @@ class RunSummary(Callback):
         self._wait_s = 0.0
         self._step_s = 0.0
         self._steps_at_start = 0
-        self._eval_recorder = StepRecorder("eval")
 
     def on_train_start(self, state: State, unit: Any) -> None:
         self._t_start = time.perf_counter()
@@ -91,9 +92,6 @@ class RunSummary(Callback):
 
     def on_eval_start(self, state: State, unit: Any) -> None:
         self._t_eval_start = time.perf_counter()
-
-    def on_eval_step_end(self, state: State, unit: Any) -> None:
-        self._eval_recorder.record(state, unit)
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
         publish_eval(state, unit)

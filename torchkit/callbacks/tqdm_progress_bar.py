@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from torchkit.callbacks._logging_utils import check_interval
-from torchkit.callbacks._metric_state import StepRecorder, publish_eval, publish_train
+from torchkit.callbacks._metric_state import publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.state import PhaseState, State
 from torchkit.utils.distributed import get_global_rank
@@ -53,8 +54,8 @@ class TQDMProgressBar(Callback):
         file: stream the bars write to (default ``sys.stderr``).
         metrics: extra ``state.metrics`` names for the postfix, e.g. ``("train/accuracy",)``.
         mininterval: tqdm's own throttle: at most one redraw per this many seconds (counts
-            stay exact; the last state is always drawn when the bar closes). 0 draws every
-            refresh.
+            stay exact; the last state is always drawn when the bar closes). It also spaces
+            the postfix reads. 0 draws and reads at every refresh.
 
     Raises:
         ValueError: ``refresh_rate`` < 1.
@@ -69,6 +70,8 @@ class TQDMProgressBar(Callback):
         >>> "4/4" in buf.getvalue() and "loss=" in buf.getvalue()
         True
     """
+
+    records_step_losses = True
 
     def __init__(
         self,
@@ -86,8 +89,7 @@ class TQDMProgressBar(Callback):
         self._enabled = get_global_rank() == 0
         self._bars: dict[str, Any] = {}
         self._shown: dict[str, int] = {}
-        self._train_recorder = StepRecorder("train")
-        self._eval_recorder = StepRecorder("eval")
+        self._postfix_time = -math.inf
 
     # -- bar management ---------------------------------------------------------------------
     def _open(self, phase: str, state: State, progress: Any) -> None:
@@ -143,9 +145,14 @@ class TQDMProgressBar(Callback):
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
         progress = unit.train_progress
-        self._train_recorder.record(state, unit)
         if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
-            self._advance("train", progress, self._train_postfix(state, unit))
+            # The postfix costs a host sync: compute it only when the bar can redraw it.
+            now = time.monotonic()
+            if now - self._postfix_time >= self.mininterval:
+                self._postfix_time = now
+                self._advance("train", progress, self._train_postfix(state, unit))
+            else:
+                self._advance("train", progress, None)
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
         if "train" in self._bars:
@@ -164,7 +171,6 @@ class TQDMProgressBar(Callback):
         self._open("eval", state, unit.eval_progress)
 
     def on_eval_step_end(self, state: State, unit: Any) -> None:
-        self._eval_recorder.record(state, unit)
         progress = unit.eval_progress
         if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
             self._advance("eval", progress, None)

@@ -20,7 +20,8 @@ class CallbackHandler:
     """For each hook, the bound methods of the callbacks that override it, in list order.
 
     The loop iterates ``handler.<hook>`` directly, so a hook nobody overrides is an empty list
-    and costs no call per step.
+    and costs no call per step. When a callback sets ``records_step_losses``, the step-loss
+    recorders go first in the train and eval step-end lists.
 
     Args:
         callbacks: the callbacks, in the order they should run.
@@ -70,3 +71,9 @@ class CallbackHandler:
                 )
         for hook in HOOK_NAMES:
             setattr(self, hook, [getattr(cb, hook) for cb in self.callbacks if overrides(cb, hook)])
+        if any(cb.records_step_losses for cb in self.callbacks):
+            from torchkit.callbacks._metric_state import loss_recorders
+
+            record_train, record_eval = loss_recorders()
+            self.on_train_step_end.insert(0, record_train)
+            self.on_eval_step_end.insert(0, record_eval)
