@@ -13,6 +13,7 @@ from tests.units.test_auto_unit import Batch, MSEUnit, batches, mlp
 from torchkit import train
 from torchkit.loop.state import State
 from torchkit.strategies import GradScalerPrecision, TorchCompileParams
+from torchkit.strategies.precision import Precision
 
 
 class DtypeRecorder(MSEUnit):
@@ -145,3 +146,46 @@ def test_detect_anomaly_wraps_the_step(flag: bool) -> None:
     assert unit.seen == [flag, flag]
     assert not torch.is_anomaly_enabled()
     assert unit.num_optimizer_steps == 2
+
+
+class HalvingStep(Precision):
+    """A user precision whose ``step`` halves the gradients first (and counts its calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def step(self, optimizer: torch.optim.Optimizer) -> bool:
+        self.steps += 1
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.mul_(0.5)
+        optimizer.step()
+        return True
+
+
+def test_plain_update_fast_path_is_taken_only_for_the_plain_precision() -> None:
+    from torchkit.strategies.precision import AutocastPrecision
+
+    assert Precision().has_plain_update
+    assert AutocastPrecision("cpu", torch.bfloat16).has_plain_update
+    assert not GradScalerPrecision("cpu").has_plain_update
+    assert not HalvingStep().has_plain_update
+
+
+def test_a_custom_precision_step_is_honoured() -> None:
+    prec = HalvingStep()
+
+    def sgd_at(lr: float) -> Any:
+        return lambda m: torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9)
+
+    unit = MSEUnit(module=mlp(), device="cpu", precision=prec, opt_fn=sgd_at(0.1))
+    # halving every gradient is halving the lr (SGD with momentum is linear in the gradient)
+    ref = MSEUnit(module=mlp(), device="cpu", opt_fn=sgd_at(0.05))
+    data = batches(3)
+    train(unit, data, max_epochs=1)
+    train(ref, data, max_epochs=1)
+    assert prec.steps == 3
+    for a, b in zip(unit.module.parameters(), ref.module.parameters()):
+        torch.testing.assert_close(a, b)

@@ -32,6 +32,15 @@ class Precision:
     uses_autocast: bool = False
     """True when ``autocast()`` is not a no-op; lets ``AutoUnit`` skip entering it per step."""
 
+    @property
+    def has_plain_update(self) -> bool:
+        """True when ``backward``, ``unscale_`` and ``step`` are this class's plain ones, so
+        ``AutoUnit`` may call ``loss.backward()`` and ``optimizer.step()`` itself."""
+        cls = type(self)
+        return all(
+            getattr(cls, n) is getattr(Precision, n) for n in ("backward", "unscale_", "step")
+        )
+
     def __init__(self) -> None:
         # reused every step: entering a nullcontext is the cheapest possible no-op
         self._autocast: AbstractContextManager[Any] = contextlib.nullcontext()
@@ -54,8 +63,6 @@ class Precision:
 
 
 class AutocastPrecision(Precision):
-    uses_autocast = True
-
     """``torch.autocast`` for ``device_type`` with ``dtype``; fp32 master weights.
 
     Args:
@@ -69,6 +76,8 @@ class AutocastPrecision(Precision):
         >>> y.dtype
         torch.bfloat16
     """
+
+    uses_autocast = True
 
     def __init__(self, device_type: str, dtype: torch.dtype) -> None:
         super().__init__()

@@ -71,11 +71,8 @@ class AutoModuleMixin:
 
     def _new_prefetcher(self, loader_of: Callable[[State], Any] | None = None) -> BatchPrefetcher:
         return BatchPrefetcher(
-            self._move_for_prefetch, self.device, enabled=self.enable_prefetch, loader_of=loader_of
+            self.move_data_to_device, self.device, enabled=self.enable_prefetch, loader_of=loader_of
         )
-
-    def _move_for_prefetch(self, state: State, data: Any, non_blocking: bool) -> Any:
-        return self.move_data_to_device(state, data, non_blocking)
 
     def move_data_to_device(self, state: State, data: T, non_blocking: bool) -> T:
         """Copy a batch to ``self.device``; override for custom batch types.

@@ -1,4 +1,4 @@
-"""``AutoUnit`` option resolution, the non-finite gradient check and SWA bookkeeping."""
+"""``AutoUnit`` option resolution, the non-finite check, SWA bookkeeping and read-only state."""
 
 from __future__ import annotations
 
@@ -33,6 +33,35 @@ class AutoTrainExtrasMixin:
     _window: Any
     device: torch.device
     gradient_accumulation_steps: int
+    _train_prefetcher: Any
+
+    @property
+    def num_optimizer_steps(self) -> int:
+        """Optimizer steps taken so far (steps skipped for inf/nan excluded)."""
+        return self.counters.num_optimizer_steps
+
+    @property
+    def num_non_finite_skips(self) -> int:
+        """Updates dropped by ``non_finite_policy="skip"``."""
+        return self.counters.num_non_finite_skips
+
+    @property
+    def consumed_dataloader_state(self) -> dict[str, Any] | None:
+        """The train dataloader's ``state_dict()`` as of the last batch a step consumed.
+
+        Prefetching reads one batch ahead, so the loader itself is one batch further; a
+        checkpoint should store this instead. None unless the loader has ``state_dict``.
+        """
+        return self._train_prefetcher.consumed_dataloader_state
+
+    def dataloader_state_dict_for_checkpoint(
+        self, phase: str, dataloader: Any
+    ) -> dict[str, Any] | None:
+        """The checkpointers' hook: the train loader's state without the read-ahead batch.
+
+        None (use ``dataloader.state_dict()``) when no batch is held in the look-ahead.
+        """
+        return self._train_prefetcher.state_for_checkpoint() if phase == "train" else None
 
     def _resolve_policy(self, policy: NonFinitePolicy | None) -> NonFinitePolicy | None:
         if policy is not None and self.precision.grad_scaler is not None:

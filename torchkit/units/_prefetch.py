@@ -88,7 +88,15 @@ class BatchPrefetcher:
             record_data_in_stream(batch, current)
         if self._state_dict_fn is not None:
             self.consumed_dataloader_state = self._state_dict_fn()
-        self._next = self._read(state, data_iter)
+        if self._stream is None:  # the usual case, inlined: read (and move) the next batch
+            try:
+                raw = next(data_iter)
+            except StopIteration:
+                self._next = _NOTHING
+            else:
+                self._next = self._move(state, raw, False)
+        else:
+            self._next = self._read(state, data_iter)
         self.is_last = self._next is _NOTHING
         return batch
 

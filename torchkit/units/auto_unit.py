@@ -151,6 +151,8 @@ class AutoUnit(
         self._plain_forward = (
             isinstance(self._anomaly, contextlib.nullcontext) and not self.precision.uses_autocast
         )
+        # plain loss.backward() / optimizer.step() (no GradScaler): called without the wrappers
+        self._plain_update = self.precision.has_plain_update
         # on_train_step_end is called (and its TrainStepResults built) only when overridden
         self._has_step_end_hook = type(self).on_train_step_end is not AutoUnit.on_train_step_end
         self._step_lr_per_step = step_lr_interval == "step"
@@ -225,34 +227,6 @@ class AutoUnit(
         without ``clip_grad_norm``. ``MetricsLogger`` logs it as ``train/grad_norm``."""
         return self._window.grad_norm
 
-    @property
-    def num_optimizer_steps(self) -> int:
-        """Optimizer steps taken so far (steps skipped for inf/nan excluded)."""
-        return self.counters.num_optimizer_steps
-
-    @property
-    def num_non_finite_skips(self) -> int:
-        """Updates dropped by ``non_finite_policy="skip"``."""
-        return self.counters.num_non_finite_skips
-
-    @property
-    def consumed_dataloader_state(self) -> dict[str, Any] | None:
-        """The train dataloader's ``state_dict()`` as of the last batch a step consumed.
-
-        Prefetching reads one batch ahead, so the loader itself is one batch further; a
-        checkpoint should store this instead. None unless the loader has ``state_dict``.
-        """
-        return self._train_prefetcher.consumed_dataloader_state
-
-    def dataloader_state_dict_for_checkpoint(
-        self, phase: str, dataloader: Any
-    ) -> dict[str, Any] | None:
-        """The checkpointers' hook: the train loader's state without the read-ahead batch.
-
-        None (use ``dataloader.state_dict()``) when no batch is held in the look-ahead.
-        """
-        return self._train_prefetcher.state_for_checkpoint() if phase == "train" else None
-
     # ---- phase hooks ------------------------------------------------------------------------
 
     def on_train_start(self, state: State) -> None:
@@ -289,15 +263,20 @@ class AutoUnit(
                 f"{type(self).__name__} was built with training=False, so it has no optimizer. "
                 "Build it with training=True to train."
             )
-        is_last = self._is_last_micro_batch(state)
-        if self.zero_grad_at_train_step_start and self._window.num_pending == 0:
+        window = self._window
+        # the common k=1 case decides without a call
+        is_last = (
+            window.num_pending + 1 >= self.gradient_accumulation_steps
+            or self._ends_window_early(state)
+        )
+        if self.zero_grad_at_train_step_start and window.num_pending == 0:
             self.zero_grad()
         if is_last or not self._has_no_sync:
             loss, outputs = self._forward_backward(state, data)
         else:  # skip the gradient all-reduce until the window's last micro-batch
             with self.strategy.no_sync(self.module):
                 loss, outputs = self._forward_backward(state, data)
-        self._window.num_pending += 1
+        window.num_pending += 1
         grad_norm = self._optimizer_step(state) if is_last else None
         if self._has_step_end_hook:
             self.on_train_step_end(
@@ -308,10 +287,8 @@ class AutoUnit(
             )
         return loss, outputs
 
-    def _is_last_micro_batch(self, state: State) -> bool:
-        """True when this micro-batch closes its accumulation window."""
-        if self._window.num_pending + 1 >= self.gradient_accumulation_steps:
-            return True
+    def _ends_window_early(self, state: State) -> bool:
+        """True when this micro-batch closes a window before it has k micro-batches."""
         if self._train_prefetcher.is_last:  # the look-ahead found the end of the data
             return True
         ts = state.train_state
@@ -350,7 +327,10 @@ class AutoUnit(
             raise non_scalar_loss_error(loss)
         if self.train_metrics is not None:
             self.update_metrics(state, data, outputs)
-        self.precision.backward(to_backward)
+        if self._plain_update:
+            to_backward.backward()
+        else:
+            self.precision.backward(to_backward)
         return loss.detach(), outputs
 
     def _optimizer_step(self, state: State) -> torch.Tensor | None:
@@ -361,7 +341,8 @@ class AutoUnit(
         self._window.num_pending = 0
         if self._window.items is not None or num_micro != self.gradient_accumulation_steps:
             self._normalise_window(num_micro)
-        self.precision.unscale_(optimizer)  # exactly once, before clipping or any norm
+        if not self._plain_update:
+            self.precision.unscale_(optimizer)  # exactly once, before clipping or any norm
         grad_norm = None
         if self.clip_grad_norm is not None:
             grad_norm = self.strategy.clip_grad_norm_(self.module, self.clip_grad_norm, 2.0)
@@ -371,7 +352,9 @@ class AutoUnit(
         if self.non_finite_policy is not None and not self._grads_finite(state, grad_norm):
             self.zero_grad()
             return grad_norm
-        if self.precision.step(optimizer):
+        if self._plain_update:
+            optimizer.step()
+        if self._plain_update or self.precision.step(optimizer):
             self.counters.num_optimizer_steps += 1
             if self._step_lr_per_step:
                 self.step_lr_scheduler()
