@@ -26,7 +26,7 @@ from torchkit.loggers import TensorBoardLogger
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.harness import MSEAutoUnit, make_batches, tiny_mlp
+from benchmarks.harness import MSEAutoUnit, calls_per_step, make_batches, tiny_mlp
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Setup = Callable[[], tuple[Callable[[list[Batch]], None], Callable[[], None]]]
@@ -77,6 +77,17 @@ def timed(setup: Setup, data: list[Batch]) -> float:
     return elapsed
 
 
+def fresh_runs(setup: Setup) -> Callable[[list[Batch]], None]:
+    """A runner that builds, runs and tears down a fresh contender on every call."""
+
+    def run(data: list[Batch]) -> None:
+        go, teardown = setup()
+        go(data)
+        teardown()
+
+    return run
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -99,6 +110,9 @@ def main() -> None:
         diffs["observed_vs_raw"].append(t["observed"] - t["raw"])
         diffs["observed_vs_auto"].append(t["observed"] - t["auto"])
     med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
+    calls = {
+        name: calls_per_step(lambda s=setup: fresh_runs(s)) for name, setup in contenders.items()
+    }
     print(json.dumps({
         "torch": torch.__version__,
         "steps_per_round": len(data),
@@ -108,6 +122,8 @@ def main() -> None:
         "observed_us_per_step": round(med["observed"], 1),
         "observed_overhead_vs_raw_us": round(statistics.median(diffs["observed_vs_raw"]) * 1e6, 1),
         "observability_only_us": round(statistics.median(diffs["observed_vs_auto"]) * 1e6, 1),
+        "autounit_extra_calls_per_step": round(calls["auto"] - calls["raw"], 1),
+        "observed_extra_calls_per_step": round(calls["observed"] - calls["raw"], 1),
         "bar_us": 40,
     }))  # fmt: skip
 

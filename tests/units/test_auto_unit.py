@@ -317,3 +317,22 @@ def test_app_state_tracks_module_optimizer_scheduler_and_counters() -> None:
 def test_model_copy_helper_is_deterministic() -> None:
     a, b = mlp(), copy.deepcopy(mlp())
     assert_same_params(a, b, atol=0)
+
+
+@pytest.mark.parametrize("enable_prefetch", [True, False])
+def test_overridden_move_data_to_device_is_used_on_cpu(enable_prefetch: bool) -> None:
+    class Doubling(MSEUnit):
+        moved = 0
+
+        def move_data_to_device(self, state: State, data: Batch, non_blocking: bool) -> Batch:
+            self.moved += 1
+            return data[0] * 2, data[1]
+
+    unit = Doubling(module=mlp(), device="cpu", enable_prefetch=enable_prefetch)
+    ref = MSEUnit(module=mlp(), device="cpu")
+    data = batches(3)
+    train(unit, data, max_epochs=1)
+    train(ref, [(x * 2, y) for x, y in data], max_epochs=1)
+    assert unit.moved == 3
+    for a, b in zip(unit.module.parameters(), ref.module.parameters()):
+        torch.testing.assert_close(a, b)

@@ -70,9 +70,16 @@ class AutoModuleMixin:
         self._predict_prefetcher = self._new_prefetcher()
 
     def _new_prefetcher(self, loader_of: Callable[[State], Any] | None = None) -> BatchPrefetcher:
-        return BatchPrefetcher(
-            self.move_data_to_device, self.device, enabled=self.enable_prefetch, loader_of=loader_of
+        # batches on a CPU device stay as yielded: no call per batch unless overridden
+        move = (
+            None
+            if self._host_is_device and not self._overrides_move()
+            else self.move_data_to_device
         )
+        return BatchPrefetcher(move, self.device, enabled=self.enable_prefetch, loader_of=loader_of)
+
+    def _overrides_move(self) -> bool:
+        return type(self).move_data_to_device is not AutoModuleMixin.move_data_to_device
 
     def move_data_to_device(self, state: State, data: T, non_blocking: bool) -> T:
         """Copy a batch to ``self.device``; override for custom batch types.

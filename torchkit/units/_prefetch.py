@@ -27,7 +27,8 @@ class BatchPrefetcher:
     the state as of the last consumed batch, which is what a checkpoint must store.
 
     Args:
-        move: ``move(state, data, non_blocking) -> data`` copying a batch to the device.
+        move: ``move(state, data, non_blocking) -> data`` copying a batch to the device, or
+            None when batches are used as the dataloader yields them.
         device: the device batches go to.
         enabled: read ahead (and copy on a side stream on CUDA).
         loader_of: ``loader_of(state) -> dataloader`` for the phase, looked up once per epoch
@@ -36,7 +37,7 @@ class BatchPrefetcher:
 
     def __init__(
         self,
-        move: Callable[[Any, Any, bool], Any],
+        move: Callable[[Any, Any, bool], Any] | None,
         device: torch.device,
         *,
         enabled: bool,
@@ -70,7 +71,8 @@ class BatchPrefetcher:
     def fetch(self, state: Any, data_iter: Iterator[Any]) -> Any:
         """The next batch, on the device. Raises ``StopIteration`` at the end of the data."""
         if not self.enabled:
-            return self._move(state, next(data_iter), False)
+            raw = next(data_iter)
+            return raw if self._move is None else self._move(state, raw, False)
         if data_iter is not self._iter:  # a new epoch: fill the look-ahead
             self._iter = data_iter
             self.is_last = False
@@ -94,7 +96,7 @@ class BatchPrefetcher:
             except StopIteration:
                 self._next = _NOTHING
             else:
-                self._next = self._move(state, raw, False)
+                self._next = raw if self._move is None else self._move(state, raw, False)
         else:
             self._next = self._read(state, data_iter)
         self.is_last = self._next is _NOTHING
@@ -105,6 +107,8 @@ class BatchPrefetcher:
             raw = next(data_iter)
         except StopIteration:
             return _NOTHING
+        if self._move is None:
+            return raw
         if self._stream is None:
             return self._move(state, raw, False)
         with torch.cuda.stream(self._stream):

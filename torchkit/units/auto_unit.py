@@ -271,7 +271,10 @@ class AutoUnit(
         )
         if self.zero_grad_at_train_step_start and window.num_pending == 0:
             self.zero_grad()
-        if is_last or not self._has_no_sync:
+        if self._plain_forward and (is_last or not self._has_no_sync):
+            # fp32, no anomaly mode: no contexts to enter around the forward
+            loss, outputs = self._loss_backward(state, data, self.compute_loss(state, data))
+        elif is_last or not self._has_no_sync:
             loss, outputs = self._forward_backward(state, data)
         else:  # skip the gradient all-reduce until the window's last micro-batch
             with self.strategy.no_sync(self.module):
@@ -302,8 +305,6 @@ class AutoUnit(
         return per_epoch is not None and progress.num_steps_completed_in_epoch + 1 >= per_epoch
 
     def _forward_backward(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
-        if self._plain_forward:  # fp32, no anomaly mode: skip entering two no-op contexts
-            return self._loss_backward(state, data, self.compute_loss(state, data))
         with self._anomaly:
             with self.precision.autocast():
                 result = self.compute_loss(state, data)
