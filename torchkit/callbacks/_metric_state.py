@@ -70,10 +70,11 @@ class _PhaseMetrics:
 class MetricState:
     """Everything ``_metric_state`` keeps for one run (one ``State``)."""
 
-    __slots__ = ("phases", "times")
+    __slots__ = ("eval", "phases", "times", "train")
 
     def __init__(self) -> None:
-        self.phases = {"train": _PhaseMetrics(), "eval": _PhaseMetrics()}
+        self.train, self.eval = _PhaseMetrics(), _PhaseMetrics()
+        self.phases = {"train": self.train, "eval": self.eval}
         self.times: dict[str, float] = {}
 
 
@@ -98,38 +99,54 @@ def extract_loss(step_output: Any) -> torch.Tensor | None:
     return None
 
 
-def _make_recorder(phase: str) -> Callable[[State, Any], None]:
-    """The ``on_<phase>_step_end`` hook that keeps the step's loss (see ``loss_recorders``)."""
-    state_attr, progress_attr = f"_{phase}_state", f"{phase}_progress"
+def _keep(acc: _PhaseMetrics, output: Any) -> None:
+    """Append the loss in ``output`` (if any) to ``acc``."""
+    if type(output) is tuple and output and type(output[0]) is torch.Tensor:
+        loss: torch.Tensor | None = output[0] if output[0].ndim == 0 else extract_loss(output)
+    else:
+        loss = extract_loss(output)
+    if loss is None:
+        return
+    if loss.requires_grad:
+        loss = loss.detach()
+    acc.losses.append(loss if loss.ndim == 0 else loss.reshape(()))
+    acc.count += 1
+    if acc.count % _FOLD_AT == 0:  # bound memory on long intervals: one device op
+        acc.losses = [_sum(acc.losses)]
 
-    def record(state: State, unit: Any) -> None:
-        ms = state._metric_state
-        acc = (ms if ms is not None else get_metric_state(state)).phases[phase]
-        step = getattr(unit, progress_attr).num_steps_completed
-        if acc.last_recorded_step == step:
-            return  # already recorded (a callback called record_step itself)
+
+def _record_train_loss(state: State, unit: Any) -> None:
+    """``on_train_step_end``: keep the train step's loss (see ``loss_recorders``)."""
+    ms = state._metric_state
+    acc = (ms if ms is not None else get_metric_state(state)).train
+    step = unit.train_progress.num_steps_completed
+    if acc.last_recorded_step != step:  # not recorded yet by record_step
         acc.last_recorded_step = step
-        phase_state = getattr(state, state_attr)
-        output = phase_state._step_output if phase_state is not None else None
-        # fast path for the usual (loss, outputs) tuple with a 0-d loss
-        if type(output) is tuple and output and type(output[0]) is torch.Tensor:
-            loss: torch.Tensor | None = output[0] if output[0].ndim == 0 else extract_loss(output)
-        else:
-            loss = extract_loss(output)
-        if loss is not None:
-            if loss.requires_grad:
-                loss = loss.detach()
-            losses = acc.losses
-            losses.append(loss if loss.ndim == 0 else loss.reshape(()))
-            acc.count += 1
-            if len(losses) >= _FOLD_AT:  # bound memory on long intervals: one device op
-                acc.losses = [_sum(losses)]
-
-    record.__qualname__ = record.__name__ = f"record_{phase}_loss"
-    return record
+        ps = state._train_state
+        output = ps._step_output if ps is not None else None
+        # inlined fast path for AutoUnit's (detached 0-d loss, outputs); _keep does the rest
+        if type(output) is tuple and output and type(loss := output[0]) is torch.Tensor:
+            if loss.ndim == 0 and not loss.requires_grad:
+                acc.losses.append(loss)
+                acc.count += 1
+                if acc.count % _FOLD_AT == 0:
+                    acc.losses = [_sum(acc.losses)]
+                return
+        _keep(acc, output)
 
 
-_RECORDERS = {"train": _make_recorder("train"), "eval": _make_recorder("eval")}
+def _record_eval_loss(state: State, unit: Any) -> None:
+    """``on_eval_step_end``: keep the eval step's loss (see ``loss_recorders``)."""
+    ms = state._metric_state
+    acc = (ms if ms is not None else get_metric_state(state)).eval
+    step = unit.eval_progress.num_steps_completed
+    if acc.last_recorded_step != step:
+        acc.last_recorded_step = step
+        ps = state._eval_state
+        _keep(acc, ps._step_output if ps is not None else None)
+
+
+_RECORDERS = {"train": _record_train_loss, "eval": _record_eval_loss}
 
 
 def loss_recorders() -> tuple[Callable[[State, Any], None], Callable[[State, Any], None]]:
