@@ -66,9 +66,11 @@ def timed(setup: Any, model_fn: Any, data: list[Batch]) -> float:
     return (time.perf_counter() - t0) / len(data)
 
 
-def interleaved(model_fn: Any, data: list[Batch], rounds: int) -> tuple[float, float, float]:
-    """Median seconds per step of each contender and the median per-round difference."""
-    raw, auto, diff = [], [], []
+def interleaved(model_fn: Any, data: list[Batch], rounds: int) -> tuple[float, float, float, float]:
+    """Median seconds per step of each contender, and the medians of the per-round difference
+    and per-round ratio (a round's two timings are taken back to back, so a drift of the
+    machine's speed between rounds cancels)."""
+    raw, auto, diff, ratio = [], [], [], []
     timed(raw_loop, model_fn, data[:20])  # warm up both paths
     timed(auto_loop, model_fn, data[:20])
     for i in range(rounds):
@@ -77,7 +79,9 @@ def interleaved(model_fn: Any, data: list[Batch], rounds: int) -> tuple[float, f
         raw.append(t[raw_loop])
         auto.append(t[auto_loop])
         diff.append(t[auto_loop] - t[raw_loop])
-    return statistics.median(raw), statistics.median(auto), statistics.median(diff)
+        ratio.append(t[auto_loop] / t[raw_loop])
+    med = statistics.median
+    return med(raw), med(auto), med(diff), med(ratio)
 
 
 def calls(fn: Any, data: list[Batch]) -> int:
@@ -99,22 +103,22 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tiny = make_batches(300, 32, 16)
-    raw_s, auto_s, diff_s = interleaved(tiny_mlp, tiny, rounds=15)
+    raw_s, auto_s, diff_s, tiny_ratio = interleaved(tiny_mlp, tiny, rounds=15)
     raw_calls, auto_calls = calls_per_step(raw_loop, tiny), calls_per_step(auto_loop, tiny)
     big = make_batches(12, 1024, 256)
-    big_raw, big_auto, _ = interleaved(big_model, big, rounds=6)
+    big_raw, big_auto, _, big_ratio = interleaved(big_model, big, rounds=11)
     print(json.dumps({
         "torch": torch.__version__,
         "tiny_raw_us_per_step": round(raw_s * 1e6, 1),
         "tiny_autounit_us_per_step": round(auto_s * 1e6, 1),
         "tiny_overhead_us_per_step": round(diff_s * 1e6, 1),
-        "tiny_ratio": round(auto_s / raw_s, 3),
+        "tiny_ratio": round(tiny_ratio, 3),
         "raw_calls_per_step": round(raw_calls, 1),
         "autounit_calls_per_step": round(auto_calls, 1),
         "extra_calls_per_step": round(auto_calls - raw_calls, 1),
         "compute_bound_raw_ms_per_step": round(big_raw * 1e3, 2),
         "compute_bound_autounit_ms_per_step": round(big_auto * 1e3, 2),
-        "compute_bound_ratio": round(big_auto / big_raw, 4),
+        "compute_bound_ratio": round(big_ratio, 4),
         "bars": {"overhead_us": 20, "extra_calls": 60, "compute_bound_ratio": 1.01},
     }))  # fmt: skip
 

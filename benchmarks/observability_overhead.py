@@ -1,10 +1,13 @@
 """Observability cost: AutoUnit + TQDMProgressBar(10) + MetricsLogger(10) + TensorBoardLogger
 vs a hand-written loop (and vs AutoUnit without callbacks) on the tiny MLP.
 
-Run: ``python benchmarks/observability_overhead.py``. Prints one JSON line. Contenders run in
-interleaved rounds in one process (order alternating), each on a freshly built unit whose
-set-up is not timed; medians are reported, as design.md §6 asks. Bar: <= 40 µs/step over the
-raw loop with the three observability pieces on.
+Run: ``python benchmarks/observability_overhead.py [rounds] [steps_per_round]`` (default 41
+rounds of 1000 steps). Prints one JSON line. Contenders run in interleaved rounds in one
+process (order alternating), each on a freshly built unit whose set-up is not timed; medians
+of the per-round differences are reported, as design.md §6 asks. Shorter rounds keep the
+three timings of a round close in time, which matters on a shared machine whose speed drifts.
+Python calls per step under cProfile are reported as the noise-free proxy. Bar: <= 40
+µs/step over the raw loop with the three observability pieces on.
 """
 
 from __future__ import annotations
@@ -91,7 +94,8 @@ def fresh_runs(setup: Setup) -> Callable[[list[Batch]], None]:
 def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    data = make_batches(2000)
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    data = make_batches(steps)
     contenders: dict[str, Setup] = {
         "raw": raw_setup,
         "auto": auto_setup,
@@ -101,7 +105,7 @@ def main() -> None:
         timed(setup, data[:40])
     samples: dict[str, list[float]] = {k: [] for k in contenders}
     diffs: dict[str, list[float]] = {"observed_vs_raw": [], "observed_vs_auto": []}
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 41
     for i in range(rounds):
         names = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         t = {name: timed(contenders[name], data) for name in names}

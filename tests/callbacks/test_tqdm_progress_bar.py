@@ -8,8 +8,8 @@ import re
 import pytest
 
 from tests.callbacks._units import ClassifierUnit, loader
-from torchkit import evaluate, fit, predict, train
-from torchkit.callbacks import MetricsLogger, TQDMProgressBar
+from torchkit import State, evaluate, fit, predict, train
+from torchkit.callbacks import Callback, MetricsLogger, TQDMProgressBar
 from torchkit.loggers import InMemoryLogger
 from torchkit.testing import DummyPredictUnit
 
@@ -121,3 +121,32 @@ def test_postfix_is_computed_only_when_the_bar_can_redraw(
     assert len(host_syncs) == syncs, host_syncs
     assert _final_counts(buf.getvalue(), "Train") == ["10/10", "10/10"]
     assert re.search(r"10/10 \[[^\]]*loss=\d+\.\d+", buf.getvalue())  # the last draw has it
+
+
+def test_bar_reuses_the_loggers_publication_and_leaves_its_windows_whole(
+    host_syncs: list[str],
+) -> None:
+    from torchkit.callbacks._metric_state import extract_loss
+
+    class LossLog(Callback):
+        def __init__(self) -> None:
+            self.losses: list[float] = []
+
+        def on_train_step_end(self, state: State, unit: object) -> None:
+            assert state.train_state is not None
+            loss = extract_loss(state.train_state.step_output)
+            assert loss is not None
+            self.losses.append(float(loss))
+
+    lg, seen = InMemoryLogger(), LossLog()
+    bar = TQDMProgressBar(refresh_rate=3, file=io.StringIO(), mininterval=0)
+    # the bar refreshes at steps 3, 6, 9...; the logger logs at 4, 8, 12 (and epoch end)
+    train(ClassifierUnit(), loader(48, 4), max_epochs=1,
+          callbacks=[seen, bar, MetricsLogger(lg, every_n_steps=4)])  # fmt: skip
+    # the bar's first read (step 3) came before any publication, so it published steps 1-3
+    assert lg.log_buffer[4]["train/loss"] == pytest.approx(seen.losses[3], rel=1e-6)
+    for step in (8, 12):  # from then on it reuses the logger's values: full windows of 4
+        expected = sum(seen.losses[step - 4 : step]) / 4
+        assert lg.log_buffer[step]["train/loss"] == pytest.approx(expected, rel=1e-6)
+    # one read per logger interval, plus the bar's first read (nothing published yet)
+    assert len(host_syncs) == 3 + 1, host_syncs

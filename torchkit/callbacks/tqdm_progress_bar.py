@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from torchkit.callbacks._logging_utils import check_interval
-from torchkit.callbacks._metric_state import publish_eval, publish_train
+from torchkit.callbacks._metric_state import get_metric_state, publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.state import PhaseState, State
 from torchkit.utils.distributed import get_global_rank
@@ -43,11 +43,15 @@ class TQDMProgressBar(Callback):
 
     The bar's total is the number of steps the epoch will really run: the loader length capped
     by ``max_steps_per_epoch`` and by the steps ``max_steps`` leaves; after a mid-epoch resume
-    the bar starts at the steps already done. Every ``refresh_rate`` steps the bar advances and
-    the train postfix shows ``loss=<mean loss since the last refresh>`` plus the ``metrics``
-    you name (looked up in ``state.metrics``): one host sync per refresh, shared with a
-    ``MetricsLogger`` logging at the same steps. The eval postfix shows the epoch's eval
-    values when the epoch ends.
+    the bar starts at the steps already done. Every ``refresh_rate`` steps the bar advances.
+
+    The train postfix shows ``loss=<mean loss since the last publication>`` plus the
+    ``metrics`` you name (looked up in ``state.metrics``). Reading it costs a host sync, so the
+    bar reads it only at a refresh at least ``mininterval`` seconds after its previous read
+    (tqdm would not draw it sooner) and at the end of each epoch. When another callback (a
+    ``MetricsLogger``) published the train values since the bar's last read, the bar shows
+    those instead of publishing again: no sync, and the logger's windows stay whole. The eval
+    postfix shows the epoch's eval values when the epoch ends.
 
     Args:
         refresh_rate: steps between bar updates.
@@ -90,6 +94,7 @@ class TQDMProgressBar(Callback):
         self._bars: dict[str, Any] = {}
         self._shown: dict[str, int] = {}
         self._postfix_time = -math.inf
+        self._read_key = -1
 
     # -- bar management ---------------------------------------------------------------------
     def _open(self, phase: str, state: State, progress: Any) -> None:
@@ -128,8 +133,15 @@ class TQDMProgressBar(Callback):
             bar.refresh()  # draw the final count and postfix even when tqdm throttled them
             bar.close()
 
-    def _train_postfix(self, state: State, unit: Any) -> dict[str, float]:
-        published = publish_train(state, unit)
+    def _train_postfix(self, state: State, unit: Any, *, reuse: bool = False) -> dict[str, float]:
+        acc = get_metric_state(state).train
+        if reuse and acc.published_key > self._read_key:
+            # another callback (MetricsLogger...) published since our last read: show its
+            # values; no sync, and its next window is left whole
+            published = acc.published
+        else:
+            published = publish_train(state, unit)
+        self._read_key = acc.published_key
         postfix = {"loss": published["train/loss"]} if "train/loss" in published else {}
         postfix.update({m: state.metrics[m] for m in self.metrics if m in state.metrics})
         return postfix
@@ -150,7 +162,8 @@ class TQDMProgressBar(Callback):
             now = time.monotonic()
             if now - self._postfix_time >= self.mininterval:
                 self._postfix_time = now
-                self._advance("train", progress, self._train_postfix(state, unit))
+                postfix = self._train_postfix(state, unit, reuse=True)
+                self._advance("train", progress, postfix)
             else:
                 self._advance("train", progress, None)
 
