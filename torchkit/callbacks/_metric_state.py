@@ -125,13 +125,18 @@ def _record_train_loss(state: State, unit: Any) -> None:
         ps = state._train_state
         output = ps._step_output if ps is not None else None
         # inlined fast path for AutoUnit's (detached 0-d loss, outputs); _keep does the rest
-        if type(output) is tuple and output and type(loss := output[0]) is torch.Tensor:
-            if loss.ndim == 0 and not loss.requires_grad:
-                acc.losses.append(loss)
-                acc.count += 1
-                if acc.count % _FOLD_AT == 0:
-                    acc.losses = [_sum(acc.losses)]
-                return
+        if (
+            type(output) is tuple
+            and output
+            and type(loss := output[0]) is torch.Tensor
+            and loss.ndim == 0
+            and not loss.requires_grad
+        ):
+            acc.losses.append(loss)
+            acc.count += 1
+            if acc.count % _FOLD_AT == 0:
+                acc.losses = [_sum(acc.losses)]
+            return
         _keep(acc, output)
 
 
