@@ -13,7 +13,7 @@ from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader, check_unit, handle_exception
 from torchkit.loop.single_epoch import EpochHooks, run_single_epoch
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
-from torchkit.loop.steps import StepFns, StepHooks
+from torchkit.loop.steps import StepFns
 from torchkit.units.unit import EvalUnit, step_requires_iterator
 from torchkit.utils.timer import Timer
 
@@ -88,22 +88,7 @@ def evaluate_impl(state: State, unit: EvalUnit[Any], cbs: CallbackHandler) -> No
     if eval_state is None:  # pragma: no cover - internal invariant
         raise RuntimeError("evaluate_impl needs state.eval_state")
     fns = StepFns(unit.get_next_eval_batch, unit.eval_step, step_requires_iterator(unit.eval_step))
-    hooks = EpochHooks(
-        unit.on_eval_start,
-        cbs.on_eval_start,
-        unit.on_eval_epoch_start,
-        cbs.on_eval_epoch_start,
-        StepHooks(
-            cbs.on_eval_get_next_batch_start,
-            cbs.on_eval_get_next_batch_end,
-            cbs.on_eval_step_start,
-            cbs.on_eval_step_end,
-        ),
-        unit.on_eval_epoch_end,
-        cbs.on_eval_epoch_end,
-        unit.on_eval_end,
-        cbs.on_eval_end,
-    )
+    hooks = EpochHooks.of(unit, cbs, "eval")
     run_single_epoch(
         state, unit, eval_state, unit.eval_progress, fns, hooks,
         phase=ActivePhase.EVALUATE, timer_prefix="evaluate", dataloader_name="eval_dataloader",

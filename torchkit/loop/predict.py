@@ -13,7 +13,7 @@ from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader, check_unit, handle_exception
 from torchkit.loop.single_epoch import EpochHooks, run_single_epoch
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
-from torchkit.loop.steps import StepFns, StepHooks
+from torchkit.loop.steps import StepFns
 from torchkit.units.unit import PredictUnit, step_requires_iterator
 from torchkit.utils.timer import Timer
 
@@ -86,22 +86,7 @@ def _predict_impl(state: State, unit: PredictUnit[Any], cbs: CallbackHandler) ->
     fns = StepFns(
         unit.get_next_predict_batch, unit.predict_step, step_requires_iterator(unit.predict_step)
     )
-    hooks = EpochHooks(
-        unit.on_predict_start,
-        cbs.on_predict_start,
-        unit.on_predict_epoch_start,
-        cbs.on_predict_epoch_start,
-        StepHooks(
-            cbs.on_predict_get_next_batch_start,
-            cbs.on_predict_get_next_batch_end,
-            cbs.on_predict_step_start,
-            cbs.on_predict_step_end,
-        ),
-        unit.on_predict_epoch_end,
-        cbs.on_predict_epoch_end,
-        unit.on_predict_end,
-        cbs.on_predict_end,
-    )
+    hooks = EpochHooks.of(unit, cbs, "predict")
     run_single_epoch(
         state, unit, predict_state, unit.predict_progress, fns, hooks,
         phase=ActivePhase.PREDICT, timer_prefix="predict", dataloader_name="predict_dataloader",

@@ -33,6 +33,25 @@ class EpochHooks(NamedTuple):
     unit_end: Hook
     callbacks_end: CallbackList
 
+    @classmethod
+    def of(cls, unit: Any, cbs: Any, phase: str) -> EpochHooks:
+        """The hooks of ``phase`` (``"eval"`` or ``"predict"``): ``unit.on_<phase>_*`` and the
+        handler's ``on_<phase>_*`` lists."""
+
+        def u(name: str) -> Any:
+            return getattr(unit, f"on_{phase}_{name}")
+
+        def c(name: str) -> Any:
+            return getattr(cbs, f"on_{phase}_{name}")
+
+        step = StepHooks(
+            c("get_next_batch_start"), c("get_next_batch_end"), c("step_start"), c("step_end")
+        )
+        return cls(
+            u("start"), c("start"), u("epoch_start"), c("epoch_start"), step,
+            u("epoch_end"), c("epoch_end"), u("end"), c("end"),
+        )  # fmt: skip
+
 
 def run_single_epoch(
     state: State,
