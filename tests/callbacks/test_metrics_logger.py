@@ -9,9 +9,24 @@ import pytest
 import torch
 
 from tests.callbacks._units import ClassifierUnit, loader
-from torchkit import fit, train
+from torchkit import AutoUnit, State, fit, train
 from torchkit.callbacks import MetricsLogger, TQDMProgressBar
 from torchkit.loggers import InMemoryLogger, TensorBoardLogger
+
+
+class CEAuto(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
+    """Cross-entropy AutoUnit on the ``loader`` batches."""
+
+    def compute_loss(
+        self, state: State, data: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.module(data[0])
+        return torch.nn.functional.cross_entropy(out, data[1]), out
+
+    def configure_optimizers_and_lr_scheduler(
+        self, module: torch.nn.Module
+    ) -> tuple[torch.optim.Optimizer, None]:
+        return torch.optim.SGD(module.parameters(), lr=0.1), None
 
 
 def test_train_loss_is_the_interval_mean() -> None:
@@ -77,17 +92,7 @@ def test_at_most_one_host_sync_per_logging_interval(host_syncs: list[str]) -> No
 def test_with_autounit_metrics_are_logged_with_prefixes_and_reset() -> None:
     from torchmetrics.classification import MulticlassAccuracy
 
-    from torchkit import AutoUnit
-
-    class Auto(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
-        def compute_loss(self, state, data):  # type: ignore[no-untyped-def]
-            out = self.module(data[0])
-            return torch.nn.functional.cross_entropy(out, data[1]), out
-
-        def configure_optimizers_and_lr_scheduler(self, module):  # type: ignore[no-untyped-def]
-            return torch.optim.SGD(module.parameters(), lr=0.1), None
-
-    unit = Auto(module=torch.nn.Linear(4, 2), device="cpu")
+    unit = CEAuto(module=torch.nn.Linear(4, 2), device="cpu")
     unit.train_metrics = MulticlassAccuracy(num_classes=2)
     unit.eval_metrics = MulticlassAccuracy(num_classes=2)
     lg = InMemoryLogger()
@@ -101,18 +106,9 @@ def test_with_autounit_metrics_are_logged_with_prefixes_and_reset() -> None:
 
 
 def test_autounit_grad_norm_is_logged_as_the_norm_of_the_last_update() -> None:
-    from torchkit import AutoUnit
-
     norms: list[torch.Tensor] = []
 
-    class Auto(AutoUnit[tuple[torch.Tensor, torch.Tensor]]):
-        def compute_loss(self, state, data):  # type: ignore[no-untyped-def]
-            out = self.module(data[0])
-            return torch.nn.functional.cross_entropy(out, data[1]), out
-
-        def configure_optimizers_and_lr_scheduler(self, module):  # type: ignore[no-untyped-def]
-            return torch.optim.SGD(module.parameters(), lr=0.1), None
-
+    class Auto(CEAuto):
         def on_train_step_end(self, state, data, step, results):  # type: ignore[no-untyped-def]
             norms.append(results.total_grad_norm)
 
@@ -121,3 +117,29 @@ def test_autounit_grad_norm_is_logged_as_the_norm_of_the_last_update() -> None:
     train(unit, loader(16, 4), max_epochs=1, callbacks=[MetricsLogger(lg, every_n_steps=2)])
     assert lg.log_buffer[2]["train/grad_norm"] == pytest.approx(float(norms[1]))
     assert lg.log_buffer[4]["train/grad_norm"] == pytest.approx(float(norms[3]))
+
+
+def test_autounit_bar_logger_and_tensorboard_read_once_per_interval(
+    host_syncs: list[str], tmp_path: Path
+) -> None:
+    """The benchmark's configuration: loss, accuracy, grad norm and LR in one read."""
+    from torchmetrics.classification import MulticlassAccuracy
+
+    unit = CEAuto(module=torch.nn.Linear(4, 2), device="cpu", clip_grad_norm=1.0)
+    unit.train_metrics = MulticlassAccuracy(num_classes=2)
+    mem = InMemoryLogger()
+    tb = TensorBoardLogger(str(tmp_path))
+    callbacks = [
+        TQDMProgressBar(refresh_rate=10, file=io.StringIO()),
+        MetricsLogger([mem, tb], every_n_steps=10),
+    ]
+    train(unit, loader(160, 4), max_epochs=1, callbacks=callbacks)  # 40 steps
+    tb.close()
+    assert sorted(mem.log_buffer) == [10, 20, 30, 40]
+    assert set(mem.log_buffer[40]) == {
+        "train/loss",
+        "train/accuracy",
+        "train/grad_norm",
+        "train/lr",
+    }
+    assert len(host_syncs) == 4, host_syncs  # one stacked read per logging interval
