@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -143,3 +144,22 @@ def test_autounit_bar_logger_and_tensorboard_read_once_per_interval(
         "train/lr",
     }
     assert len(host_syncs) == 4, host_syncs  # one stacked read per logging interval
+
+
+def test_values_logged_before_a_failure_reach_the_files(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class FailsAtStep25(ClassifierUnit):
+        def train_step(self, state: State, data: tuple[torch.Tensor, torch.Tensor]) -> Any:
+            if self.train_progress.num_steps_completed == 24:
+                raise RuntimeError("boom")
+            return super().train_step(state, data)
+
+    tb = TensorBoardLogger(str(tmp_path))  # buffers up to 100 events before writing
+    with pytest.raises(RuntimeError, match="boom"):
+        train(FailsAtStep25(), loader(160, 4), max_epochs=1,
+              callbacks=[MetricsLogger(tb, every_n_steps=10)])  # fmt: skip
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [10, 20]
+    tb.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from torchkit.callbacks._metric_state import publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import EntryPoint, State
+
+logger = logging.getLogger(__name__)
 
 
 class MetricsLogger(Callback):
@@ -32,7 +35,8 @@ class MetricsLogger(Callback):
 
     Train values are logged at the global train step; eval values inside ``fit`` too (so curves
     share an x-axis), and at the eval step count under ``evaluate``. Loggers are flushed at the
-    end of each entry point; closing them is up to you.
+    end of each entry point and when the run raises, so the values logged before a failure
+    reach the files; closing them is up to you.
 
     Args:
         loggers: one ``MetricLogger`` or a list of them.
@@ -97,6 +101,13 @@ class MetricsLogger(Callback):
         else:
             step = unit.eval_progress.num_steps_completed
         log_to_all(self.loggers, payload, step)
+
+    def on_exception(self, state: State, unit: Any, exc: BaseException) -> None:
+        # what was logged before the failure is what you need to debug it: write it out
+        try:
+            flush_all(self.loggers)
+        except Exception:  # never mask the run's own exception
+            logger.warning("MetricsLogger could not flush its loggers", exc_info=True)
 
     def on_eval_end(self, state: State, unit: Any) -> None:
         if state.entry_point == EntryPoint.EVALUATE:
