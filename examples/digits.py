@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> float:
     ):
         print(f"resumed after epoch {unit.train_progress.num_epochs_completed}")
 
-    loggers = [TensorBoardLogger(str(out / "tensorboard")), CSVLogger(str(out / "metrics.csv"))]
+    # a resumed run continues the CSV history; a fresh run starts it again
+    csv_log = CSVLogger(str(out / "metrics.csv"), overwrite=not args.resume)
+    loggers = [TensorBoardLogger(str(out / "tensorboard")), csv_log]
     callbacks: list[torchkit.Callback] = [
         MetricsLogger(loggers, every_n_steps=10),
         LearningRateMonitor(loggers),

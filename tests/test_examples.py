@@ -58,6 +58,15 @@ def test_digits_example_trains_logs_checkpoints_and_resumes(
     assert resumed_accuracy >= 0.95
     latest = get_latest_checkpoint_path(str(out / "checkpoints"))
     assert latest is not None and "epoch_22_train_step_990" in latest
+    with open(out / "metrics.csv", newline="") as f:
+        resumed_rows = list(csv.DictReader(f))
+    # the first run's history is kept; its rows at the resume step (900) are merged into one
+    before = [r for r in rows if int(r["step"]) < 900]
+    assert resumed_rows[: len(before)] == before
+    old_900 = {k: v for r in rows if r["step"] == "900" for k, v in r.items() if v}
+    new_900 = resumed_rows[len(before)]
+    assert {k: v for k, v in old_900.items() if k != "lr-optimizer"}.items() <= new_900.items()
+    assert int(resumed_rows[-1]["step"]) == 990 and len(resumed_rows) > len(rows)
 
 
 def _python_blocks(md: Path) -> list[str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 import torch
 
 from tests.loggers._readers import read_csv
 from torchkit.loggers import CSVLogger
+from torchkit.utils.fs import url_to_fs
 
 
 def _urls(tmp_path: Path) -> list[str]:
@@ -67,3 +70,123 @@ def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"path='.*' is invalid: expected a writable directory"):
         CSVLogger(str(tmp_path / "file" / "m.csv"))
+
+
+@pytest.fixture(params=["local", "memory"])
+def csv_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh CSV location on disk or in fsspec's process-global memory store (removed after)."""
+    url = _urls(tmp_path)[request.param == "memory"]
+    yield url
+    if url.startswith("memory://"):
+        fs, inner = url_to_fs(url)
+        fs.rm(fs._parent(inner), recursive=True)
+
+
+def _write_text(url: str, text: str) -> None:
+    fs, inner = url_to_fs(url)
+    fs.makedirs(fs._parent(inner), exist_ok=True)
+    with fs.open(inner, "w") as f:
+        f.write(text)
+
+
+def _read_text(url: str) -> str:
+    with fsspec.open(url, "r") as f:
+        return str(f.read())
+
+
+def test_resumed_run_continues_the_file(csv_url: str) -> None:
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    for step, loss in [(10, 1.0), (20, 0.5), (30, 0.25)]:
+        lg.log("train/loss", loss, step=step)
+    lg.close()  # the run is killed; its checkpoint is at step 10
+    resumed = CSVLogger(csv_url, steps_before_flushing=1)
+    resumed.log("train/loss", 0.75, step=20)  # steps >= 20 of the killed run are dropped
+    resumed.log("train/loss", 0.125, step=40)
+    resumed.close()
+    assert read_csv(csv_url) == [
+        {"step": "10", "train/loss": "1.0"},
+        {"step": "20", "train/loss": "0.75"},
+        {"step": "40", "train/loss": "0.125"},
+    ]
+
+
+def test_continued_file_keeps_its_cells_and_widens_its_header(csv_url: str) -> None:
+    _write_text(csv_url, "step,train/loss\n10,1.50\n20,2.5e-01\n30,0.3\n")
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    lg.log_dict({"train/loss": 0.125, "eval/accuracy": 0.75}, step=30)  # a new name
+    lg.log_dict({"train/loss": 0.0625, "lr": 0.01}, step=40)  # another, after the first write
+    lg.close()
+    rows = read_csv(csv_url)
+    assert list(rows[0]) == ["step", "train/loss", "eval/accuracy", "lr"]
+    assert [list(r.values()) for r in rows] == [
+        ["10", "1.50", "", ""],  # kept cells are text as they were, not reformatted
+        ["20", "2.5e-01", "", ""],
+        ["30", "0.125", "0.75", ""],
+        ["40", "0.0625", "", "0.01"],
+    ]
+
+
+def test_overwrite_replaces_the_file(csv_url: str) -> None:
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    lg.log_dict({"train/loss": 1.0, "eval/loss": 2.0}, step=10)
+    lg.close()
+    unused = CSVLogger(csv_url, overwrite=True)
+    unused.close()  # nothing written: the file is left as it was
+    assert read_csv(csv_url) == [{"step": "10", "train/loss": "1.0", "eval/loss": "2.0"}]
+    fresh = CSVLogger(csv_url, steps_before_flushing=1, overwrite=True)
+    fresh.log("a", 3.0, step=20)
+    fresh.close()
+    assert read_csv(csv_url) == [{"step": "20", "a": "3.0"}]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "epoch,loss\n1,0.5\n",  # no step column
+        "step,loss\n1,0.5\nlast,0.25\n",  # a step that is not an integer
+        "step,loss\n1,0.5,0.25\n",  # more cells than the header
+    ],
+    ids=["no-step-column", "non-integer-step", "extra-cell"],
+)
+def test_unreadable_existing_file_is_refused_and_left_alone(csv_url: str, content: str) -> None:
+    _write_text(csv_url, content)
+    with pytest.raises(ValueError, match=r"path=.* is invalid: .*overwrite=True"):
+        CSVLogger(csv_url, steps_before_flushing=1)
+    assert _read_text(csv_url) == content
+    lg = CSVLogger(csv_url, steps_before_flushing=1, overwrite=True)  # the documented fix
+    lg.log("a", 1.0, step=1)
+    lg.close()
+    assert read_csv(csv_url) == [{"step": "1", "a": "1.0"}]
+
+
+def test_empty_existing_file_is_a_fresh_file(csv_url: str) -> None:
+    _write_text(csv_url, "")
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    lg.log("a", 1.0, step=1)
+    lg.close()
+    assert read_csv(csv_url) == [{"step": "1", "a": "1.0"}]
+
+
+def test_partial_last_row_of_a_killed_run_is_dropped(
+    csv_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write_text(csv_url, "step,a\n10,1.0\n20,0.")  # killed mid-append
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    lg.log("a", 3.0, step=30)
+    lg.close()
+    assert read_csv(csv_url) == [{"step": "10", "a": "1.0"}, {"step": "30", "a": "3.0"}]
+    assert "partial record" in caplog.text
+
+
+def test_rows_at_the_resume_step_are_merged(csv_url: str) -> None:
+    lg = CSVLogger(csv_url, steps_before_flushing=1)
+    lg.log_dict({"train/loss": 1.0, "eval/loss": 2.0}, step=20)  # the checkpoint's step
+    lg.log("run/summary", 5.0, step=20)  # written by a later flush: a second row at step 20
+    lg.log("train/loss", 0.5, step=30)  # after the checkpoint: stale once resumed
+    lg.close()
+    resumed = CSVLogger(csv_url, steps_before_flushing=1)
+    resumed.log_dict({"train/loss": 0.75, "lr": 0.1}, step=20)
+    resumed.close()
+    assert read_csv(csv_url) == [
+        {"step": "20", "train/loss": "0.75", "eval/loss": "2.0", "run/summary": "5.0", "lr": "0.1"}
+    ]

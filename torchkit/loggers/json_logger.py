@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from torchkit.loggers._buffered import BufferedFileLogger
+from torchkit.loggers._buffered import BufferedFileLogger, Rows
 
 
 class JSONLogger(BufferedFileLogger):
@@ -15,13 +15,25 @@ class JSONLogger(BufferedFileLogger):
     ``close()``; rank 0 writes by default. Read it back with
     ``[json.loads(line) for line in f]``.
 
+    By default an existing file is continued, so a run resumed from a checkpoint keeps the
+    history of the run it resumes: at the first write, the lines whose step is after the first
+    step written now (logged after that checkpoint by the earlier run) are dropped, a line at
+    that very step is merged with the new one (new values win), and the earlier lines are kept
+    exactly as they were.
+
     Args:
         path: file path or fsspec URL (``memory://``, ``s3://`` with ``s3fs``...).
         steps_before_flushing: distinct steps buffered between writes.
         log_all_ranks: every rank writes (ranks > 0 to ``<name>_rank<r>.jsonl``).
+        overwrite: ``True``: the first write replaces an existing file. ``False``: an
+            existing file is continued as described above; it is read when the logger is
+            created, and one with a line that is not a JSON object with an integer ``"step"``
+            is refused.
 
     Raises:
-        ValueError: ``steps_before_flushing`` < 1, or ``path`` cannot be written.
+        ValueError: ``steps_before_flushing`` < 1, ``path`` cannot be written, or
+            (``overwrite=False``) ``path`` is a file that cannot be continued (it is left
+            unchanged).
 
     Example:
         >>> import json, fsspec
@@ -34,17 +46,54 @@ class JSONLogger(BufferedFileLogger):
     """
 
     def __init__(
-        self, path: str, *, steps_before_flushing: int = 100, log_all_ranks: bool = False
+        self,
+        path: str,
+        *,
+        steps_before_flushing: int = 100,
+        log_all_ranks: bool = False,
+        overwrite: bool = False,
     ) -> None:
         super().__init__(
-            path, steps_before_flushing=steps_before_flushing, log_all_ranks=log_all_ranks
+            path,
+            steps_before_flushing=steps_before_flushing,
+            log_all_ranks=log_all_ranks,
+            overwrite=overwrite,
         )
-        self._started = False
 
-    def _write(self, rows: list[tuple[int, dict[str, float]]]) -> None:
-        if not self._started:
-            self._started = True
-            if self._fs.exists(self._inner):
-                self._fs.rm(self._inner)  # a fresh logger starts a fresh file
-        text = "".join(json.dumps({"step": step, **row}) + "\n" for step, row in rows)
-        self._append_text(text)
+    def _continue(self, text: str, rows: Rows) -> str:
+        first = rows[0][0] if rows else None
+        old = self._parse(text)
+        kept = [line + "\n" for step, line in old if first is None or step < first]
+        at_first = [line for step, line in old if step == first]
+        if rows and at_first:  # lines at the resume step itself are merged, new values win
+            merged: dict[str, object] = {}
+            for line in at_first:
+                merged.update(json.loads(line))
+            kept.append(json.dumps({**merged, **rows[0][1]}) + "\n")
+            rows = rows[1:]
+        return "".join(kept) + self._render(rows)
+
+    def _write(self, rows: Rows) -> None:
+        self._append_text(self._render(rows))
+
+    def _parse(self, text: str) -> list[tuple[int, str]]:
+        """``(step, line)`` for each non-blank line of an existing file, lines as they are."""
+        out: list[tuple[int, str]] = []
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise self._unreadable(f"line {number} is not JSON ({exc})") from exc
+            step = record.get("step") if isinstance(record, dict) else None
+            if not isinstance(step, int) or isinstance(step, bool):
+                raise self._unreadable(
+                    f'line {number} is not a JSON object with an integer "step": {line[:80]!r}'
+                )
+            out.append((step, line))
+        return out
+
+    @staticmethod
+    def _render(rows: Rows) -> str:
+        return "".join(json.dumps({"step": step, **row}) + "\n" for step, row in rows)
