@@ -125,3 +125,17 @@ def test_bad_buffering_arguments(tmp_path: Path, arg: str, value: float) -> None
     with pytest.raises(ValueError, match=rf"{arg}={value!r} is invalid: expected an int >= 1"):
         TensorBoardLogger(str(tmp_path), **{arg: value})  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_event_file_crc_is_tensorboards_masked_crc32c() -> None:
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
+
+    from torchkit.loggers._event_file import masked_crc32c
+
+    # unmasked CRC-32C check value of b"123456789" is 0xE3069283 (RFC 3720, B.4)
+    crc = 0xE3069283
+    assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    g = np.random.default_rng(0)
+    for n in (0, 1, 8, 73, 1000):
+        data = g.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert masked_crc32c(data) == reference(data)

@@ -30,10 +30,33 @@ def event_file_name(prefix: str = "") -> str:
     )
 
 
+def _crc32c_table() -> tuple[int, ...]:
+    """The byte table of CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """CRC-32C of ``data``, masked the way TFRecord framing requires (rotated right by 15 bits
+    plus a constant), so that a CRC of CRC-carrying data stays well distributed."""
+    table = _CRC32C_TABLE
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def frame_record(data: bytes) -> bytes:
     """One TFRecord: the length, its masked CRC, the data and its masked CRC."""
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-
     header = struct.pack("<Q", len(data))
     return (
         header
