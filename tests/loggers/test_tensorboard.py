@@ -139,3 +139,13 @@ def test_event_file_crc_is_tensorboards_masked_crc32c() -> None:
     for n in (0, 1, 8, 73, 1000):
         data = g.integers(0, 256, n, dtype=np.uint8).tobytes()
         assert masked_crc32c(data) == reference(data)
+
+
+def test_a_logger_dropped_without_close_writes_what_it_buffered(tmp_path: Path) -> None:
+    import gc
+
+    tb = TensorBoardLogger(str(tmp_path))
+    tb.log("x", 1.0, step=1)
+    del tb
+    gc.collect()
+    assert [e.step for e in _accumulator(tmp_path).Scalars("x")] == [1]

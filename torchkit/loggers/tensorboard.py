@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from typing import Any
 from torchkit.loggers._event_file import EventFileWriter
 from torchkit.loggers.metric_logger import Scalar, check_positive_int, check_writable_url, to_float
 from torchkit.utils.distributed import get_global_rank
+
+logger = logging.getLogger(__name__)
 
 
 class TensorBoardLogger:
@@ -148,6 +151,18 @@ class TensorBoardLogger:
         if self._summary_writer is not None:
             self._summary_writer.close()
             self._summary_writer = None
+
+    def __del__(self) -> None:
+        # a logger dropped without close() still writes what it buffered
+        if (
+            getattr(self, "_events", None) is None
+            and getattr(self, "_summary_writer", None) is None
+        ):
+            return  # closed, or __init__ raised before opening anything
+        try:
+            self.close()
+        except Exception:
+            logger.debug("could not close TensorBoardLogger(%r) when collected", self.path)
 
 
 def _summaries() -> Any:
