@@ -11,6 +11,7 @@ from torch import nn
 from tests.units.test_auto_unit import Batch, MSEUnit, assert_same_params, batches, mlp
 from torchkit import AutoUnit, evaluate, fit, train
 from torchkit.loop.state import State
+from torchkit.strategies import FSDP2Strategy, SWAParams
 
 
 def poisoned(n: int, bad: int) -> list[Batch]:
@@ -81,6 +82,21 @@ def test_non_finite_policy_skip_drops_the_update() -> None:
         ({"clip_grad_norm": 0.0}, ValueError, r"clip_grad_norm=0.0 is invalid"),
         ({"non_finite_policy": "ignore"}, ValueError, r"non_finite_policy='ignore' is invalid"),
         ({"device": "gpu:x"}, ValueError, r"device='gpu:x' is invalid"),
+        (
+            {"swa_params": SWAParams(0, 1), "strategy": "fsdp2"},
+            ValueError,
+            r"swa_params=.* is invalid with strategy='fsdp2'.*DDPStrategy",
+        ),
+        (
+            {"swa_params": SWAParams(0, 1), "strategy": FSDP2Strategy()},
+            ValueError,
+            r"swa_params=.* is invalid with strategy=.*FSDP2Strategy.*cannot be copied",
+        ),
+        (
+            {"swa_params": SWAParams(0, 1), "strategy": "fsdp"},
+            ValueError,
+            r"swa_params=.* is invalid with strategy='fsdp'",
+        ),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], exc: type[Exception], match: str) -> None:

@@ -57,6 +57,25 @@ def check_options(
         )
 
 
+def check_swa_strategy(swa_params: Any, strategy: Any) -> None:
+    """Refuse SWA/EMA with a sharded strategy before the module is wrapped.
+
+    Raises:
+        ValueError: ``swa_params`` with ``"fsdp"`` / ``"fsdp2"`` or their strategy classes.
+    """
+    if swa_params is None:
+        return
+    from torchkit.strategies.fsdp import FSDPStrategy
+    from torchkit.strategies.fsdp2 import FSDP2Strategy
+
+    if strategy in ("fsdp", "fsdp2") or isinstance(strategy, (FSDPStrategy, FSDP2Strategy)):
+        raise ValueError(
+            f"swa_params={swa_params!r} is invalid with strategy={strategy!r}: the averaged "
+            "model is a copy of the module, and a sharded (FSDP) module cannot be copied. "
+            "Use SWA/EMA with DDPStrategy or a single device, or drop swa_params."
+        )
+
+
 class AutoUnitCounters:
     """Optimizer-step bookkeeping that a checkpoint must hold for an exact resume.
 

@@ -25,6 +25,7 @@ from torchkit.units._auto_helpers import (
     Window,
     bad_result_error,
     check_options,
+    check_swa_strategy,
     metric_target,
     non_scalar_loss_error,
 )
@@ -127,6 +128,8 @@ class AutoUnit(
             clip_grad_value=clip_grad_value,
             non_finite_policy=non_finite_policy,
         )
+        if training:
+            check_swa_strategy(swa_params, strategy)
         self.train_metrics: Any = None
         self.eval_metrics: Any = None
         self._init_auto(
