@@ -57,8 +57,9 @@ class _PhaseMetrics:
     __slots__ = ("count", "last_recorded_step", "losses", "published", "published_key")
 
     def __init__(self) -> None:
-        # Detached 0-d device tensors; summed with one op when published, so recording a step
-        # costs a list append and no device op (cheaper than a running sum on the host).
+        # Detached 0-d device tensors, read with one stack at publication: recording a step
+        # costs a list append and no device op. Every _FOLD_AT steps they are folded into
+        # one partial sum (one device op) to bound memory on long intervals.
         self.losses: list[torch.Tensor] = []
         self.count = 0
         """Steps the losses stand for (a long interval is folded into one partial sum)."""
