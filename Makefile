@@ -28,6 +28,9 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/autounit_overhead.py
+	$(PY) benchmarks/observability_overhead.py
+	$(PY) benchmarks/checkpoint_stall.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
