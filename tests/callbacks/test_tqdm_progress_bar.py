@@ -143,10 +143,37 @@ def test_bar_reuses_the_loggers_publication_and_leaves_its_windows_whole(
     # the bar refreshes at steps 3, 6, 9...; the logger logs at 4, 8, 12 (and epoch end)
     train(ClassifierUnit(), loader(48, 4), max_epochs=1,
           callbacks=[seen, bar, MetricsLogger(lg, every_n_steps=4)])  # fmt: skip
-    # the bar's first read (step 3) came before any publication, so it published steps 1-3
-    assert lg.log_buffer[4]["train/loss"] == pytest.approx(seen.losses[3], rel=1e-6)
-    for step in (8, 12):  # from then on it reuses the logger's values: full windows of 4
+    for step in (4, 8, 12):  # every logged mean covers the logger's full window of 4 steps
         expected = sum(seen.losses[step - 4 : step]) / 4
         assert lg.log_buffer[step]["train/loss"] == pytest.approx(expected, rel=1e-6)
-    # one read per logger interval, plus the bar's first read (nothing published yet)
+    # one read per logger interval, plus the bar's first read (a peek: nothing published yet)
     assert len(host_syncs) == 3 + 1, host_syncs
+
+
+def test_a_rarer_logger_keeps_whole_windows_while_the_bar_shows_fresh_losses(
+    host_syncs: list[str],
+) -> None:
+    from torchkit.callbacks._metric_state import extract_loss
+
+    class LossLog(Callback):
+        def __init__(self) -> None:
+            self.losses: list[float] = []
+
+        def on_train_step_end(self, state: State, unit: object) -> None:
+            assert state.train_state is not None
+            loss = extract_loss(state.train_state.step_output)
+            assert loss is not None
+            self.losses.append(float(loss))
+
+    lg, seen, buf = InMemoryLogger(), LossLog(), io.StringIO()
+    bar = TQDMProgressBar(refresh_rate=1, file=buf, mininterval=0)  # a read every step
+    train(ClassifierUnit(), loader(64, 4), max_epochs=1,
+          callbacks=[seen, bar, MetricsLogger(lg, every_n_steps=8)])  # fmt: skip
+    for step in (8, 16):  # the bar's reads did not cut the logger's windows short
+        expected = sum(seen.losses[step - 8 : step]) / 8
+        assert lg.log_buffer[step]["train/loss"] == pytest.approx(expected, rel=1e-6)
+    # the bar showed each step's own loss (its window since its previous read is one step)
+    assert f"loss={seen.losses[4]:.4g}" in buf.getvalue()
+    # 16 steps: the bar peeks at steps 2..16 for steps 1..15 except where the logger just
+    # published (steps 9 and 17 would reuse; 17 does not exist), plus the logger's 2 reads
+    assert len(host_syncs) == 14 + 2, host_syncs

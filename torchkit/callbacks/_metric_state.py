@@ -54,7 +54,14 @@ def _sum(losses: list[torch.Tensor]) -> torch.Tensor:
 class _PhaseMetrics:
     """Accumulators of one phase: the step losses since the last publication, and a cache."""
 
-    __slots__ = ("count", "last_recorded_step", "losses", "published", "published_key")
+    __slots__ = (
+        "count",
+        "generation",
+        "last_recorded_step",
+        "losses",
+        "published",
+        "published_key",
+    )
 
     def __init__(self) -> None:
         # Detached 0-d device tensors, read with one stack at publication: recording a step
@@ -63,6 +70,9 @@ class _PhaseMetrics:
         self.losses: list[torch.Tensor] = []
         self.count = 0
         """Steps the losses stand for (a long interval is folded into one partial sum)."""
+        self.generation = 0
+        """Bumped whenever ``losses`` is replaced (a publication or a fold), so a reader that
+        remembers ``(generation, len(losses))`` knows which losses are new since it looked."""
         self.last_recorded_step = -1
         self.published_key: int = -1
         self.published: dict[str, float] = {}
@@ -114,6 +124,7 @@ def _keep(acc: _PhaseMetrics, output: Any) -> None:
     acc.count += 1
     if acc.count % _FOLD_AT == 0:  # bound memory on long intervals: one device op
         acc.losses = [_sum(acc.losses)]
+        acc.generation += 1
 
 
 def _record_train_loss(state: State, unit: Any) -> None:
@@ -137,6 +148,7 @@ def _record_train_loss(state: State, unit: Any) -> None:
             acc.count += 1
             if acc.count % _FOLD_AT == 0:
                 acc.losses = [_sum(acc.losses)]
+                acc.generation += 1
             return
         _keep(acc, output)
 
@@ -281,6 +293,7 @@ def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> d
     floats = {f"{phase}/{k}": v for k, v in sorted(read.items())}
     reset_metrics(metrics)
     acc.losses, acc.count = [], 0
+    acc.generation += 1
     acc.published_key, acc.published = key, floats
     state.metrics.update(floats)
     return floats
@@ -295,6 +308,35 @@ def publish_train(state: State, unit: Any) -> dict[str, float]:
     if grad_norm is None:  # AutoUnit keeps the norm of its last update
         grad_norm = getattr(unit, "last_total_grad_norm", None)
     return _publish(state, unit, "train", unit.train_progress.num_steps_completed, grad_norm)
+
+
+def peek_train_loss(state: State, mark: tuple[int, int]) -> tuple[float | None, tuple[int, int]]:
+    """The mean train loss of the steps recorded since ``mark``, read with one sync, without
+    publishing: the next publication's window is left whole.
+
+    Args:
+        state: the run's state.
+        mark: what the caller saw last time, as returned by the previous call (``(-1, 0)`` at
+            first). After a publication or a fold since then, the whole current interval is
+            used.
+
+    Returns:
+        ``(mean or None when no step was recorded since, the new mark)``.
+
+    note: CPU-GPU sync point - call only at display / decision points.
+    """
+    acc = get_metric_state(state).train
+    generation, seen = mark
+    if generation == acc.generation and seen <= len(acc.losses):
+        terms, steps = acc.losses[seen:], len(acc.losses) - seen
+    else:
+        terms, steps = acc.losses, acc.count
+    new_mark = (acc.generation, len(acc.losses))
+    if not terms or steps == 0:
+        return None, new_mark
+    if len({t.device for t in terms}) > 1:  # a unit that moved mid-interval: rare
+        terms = [_sum([t.to(terms[-1].device) for t in terms])]
+    return read_floats({}, terms)["loss"] / steps, new_mark
 
 
 def publish_eval(state: State, unit: Any) -> dict[str, float]:

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from torchkit.callbacks._logging_utils import check_interval
-from torchkit.callbacks._metric_state import get_metric_state, publish_eval, publish_train
+from torchkit.callbacks._metric_state import (
+    get_metric_state,
+    peek_train_loss,
+    publish_eval,
+    publish_train,
+)
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.state import PhaseState, State
 from torchkit.utils.distributed import get_global_rank
@@ -45,13 +50,15 @@ class TQDMProgressBar(Callback):
     by ``max_steps_per_epoch`` and by the steps ``max_steps`` leaves; after a mid-epoch resume
     the bar starts at the steps already done. Every ``refresh_rate`` steps the bar advances.
 
-    The train postfix shows ``loss=<mean loss since the last publication>`` plus the
-    ``metrics`` you name (looked up in ``state.metrics``). Reading it costs a host sync, so the
-    bar reads it only at a refresh at least ``mininterval`` seconds after its previous read
-    (tqdm would not draw it sooner) and at the end of each epoch. When another callback (a
+    The train postfix shows ``loss=<mean loss since the bar's last read>`` plus the ``metrics``
+    you name (looked up in ``state.metrics``). Reading it costs a host sync, so the bar reads
+    it only at a refresh at least ``mininterval`` seconds after its previous read (tqdm would
+    not draw it sooner) and at the end of each epoch. The read happens at the next step's
+    hook, after every callback of the refresh step ran. When another callback (a
     ``MetricsLogger``) published the train values since the bar's last read, the bar shows
-    those instead of publishing again: no sync, and the logger's windows stay whole. The eval
-    postfix shows the epoch's eval values when the epoch ends.
+    those with no sync. Otherwise it reads the loss mean without publishing. Either way a
+    logger's windows stay whole. The eval postfix shows the epoch's eval values when the
+    epoch ends.
 
     Args:
         refresh_rate: steps between bar updates.
@@ -94,7 +101,9 @@ class TQDMProgressBar(Callback):
         self._bars: dict[str, Any] = {}
         self._shown: dict[str, int] = {}
         self._postfix_time = -math.inf
+        self._postfix_due = False
         self._read_key = -1
+        self._mark = (-1, 0)
 
     # -- bar management ---------------------------------------------------------------------
     def _open(self, phase: str, state: State, progress: Any) -> None:
@@ -133,16 +142,26 @@ class TQDMProgressBar(Callback):
             bar.refresh()  # draw the final count and postfix even when tqdm throttled them
             bar.close()
 
-    def _train_postfix(self, state: State, unit: Any, *, reuse: bool = False) -> dict[str, float]:
+    def _train_postfix(self, state: State, unit: Any) -> dict[str, float]:
+        """At epoch end: publish (cached when a logger already did at this step)."""
+        published = publish_train(state, unit)
         acc = get_metric_state(state).train
-        if reuse and acc.published_key > self._read_key:
-            # another callback (MetricsLogger...) published since our last read: show its
-            # values; no sync, and its next window is left whole
-            published = acc.published
+        self._read_key, self._mark = acc.published_key, (acc.generation, len(acc.losses))
+        return self._with_metrics(state, published.get("train/loss"))
+
+    def _peek_postfix(self, state: State) -> dict[str, float]:
+        """Mid-epoch: show what another callback published since the last read, else the mean
+        loss since the last read without publishing; a logger's windows stay whole."""
+        acc = get_metric_state(state).train
+        if acc.published_key > self._read_key:  # a MetricsLogger published: no sync at all
+            loss = acc.published.get("train/loss")
+            self._read_key, self._mark = acc.published_key, (acc.generation, len(acc.losses))
         else:
-            published = publish_train(state, unit)
-        self._read_key = acc.published_key
-        postfix = {"loss": published["train/loss"]} if "train/loss" in published else {}
+            loss, self._mark = peek_train_loss(state, self._mark)
+        return self._with_metrics(state, loss)
+
+    def _with_metrics(self, state: State, loss: float | None) -> dict[str, float]:
+        postfix = {"loss": loss} if loss is not None else {}
         postfix.update({m: state.metrics[m] for m in self.metrics if m in state.metrics})
         return postfix
 
@@ -151,23 +170,32 @@ class TQDMProgressBar(Callback):
         self._open("train", state, unit.train_progress)
 
     def on_train_start(self, state: State, unit: Any) -> None:
+        self._postfix_due, self._read_key, self._mark = False, -1, (-1, 0)  # a new run
         if unit.train_progress.num_steps_completed_in_epoch > 0:
             # A mid-epoch resume skips on_train_epoch_start: open the bar where the run is.
             self._open("train", state, unit.train_progress)
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
+        if self._postfix_due:
+            # due since the previous step: read now, after every callback's hooks of that step
+            # ran, so a logger that published there is reused rather than read again
+            self._postfix_due = False
+            bar = self._bars.get("train")
+            if bar is not None:
+                postfix = self._peek_postfix(state)
+                if postfix:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()})
         progress = unit.train_progress
         if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
-            # The postfix costs a host sync: compute it only when the bar can redraw it.
+            # the postfix costs a host sync: read it only when the bar can redraw it
             now = time.monotonic()
             if now - self._postfix_time >= self.mininterval:
                 self._postfix_time = now
-                postfix = self._train_postfix(state, unit, reuse=True)
-                self._advance("train", progress, postfix)
-            else:
-                self._advance("train", progress, None)
+                self._postfix_due = True
+            self._advance("train", progress, None)
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
+        self._postfix_due = False
         if "train" in self._bars:
             self._advance("train", unit.train_progress, self._train_postfix(state, unit))
         self._close("train")
