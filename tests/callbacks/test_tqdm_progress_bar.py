@@ -177,3 +177,22 @@ def test_a_rarer_logger_keeps_whole_windows_while_the_bar_shows_fresh_losses(
     # 16 steps: the bar peeks at steps 2..16 for steps 1..15 except where the logger just
     # published (steps 9 and 17 would reuse; 17 does not exist), plus the logger's 2 reads
     assert len(host_syncs) == 14 + 2, host_syncs
+
+
+def _two_rank_bar_run() -> tuple[int, float | None]:
+    unit = ClassifierUnit()  # train_metrics: accuracy, whose compute() is a collective
+    bar = TQDMProgressBar(refresh_rate=1, file=io.StringIO(), mininterval=0)
+    state = train(unit, loader(16, 4), max_epochs=2, callbacks=[bar])
+    return unit.train_progress.num_steps_completed, state.metrics.get("train/accuracy")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_two_ranks_with_train_metrics_and_only_a_bar_do_not_hang() -> None:
+    from torchkit.utils.distributed import launch_processes
+
+    # every rank must publish at epoch end, though only rank 0 draws: before, rank 0 alone
+    # called compute() (an all-gather) and both ranks hung
+    results = launch_processes(2, "gloo", _two_rank_bar_run, start_method="spawn", timeout_s=90)
+    assert [steps for steps, _ in results] == [8, 8]
+    assert results[0][1] is not None and results[0][1] == results[1][1]

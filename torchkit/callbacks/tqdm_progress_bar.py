@@ -51,7 +51,8 @@ class TQDMProgressBar(Callback):
     the bar starts at the steps already done. Every ``refresh_rate`` steps the bar advances.
 
     The train postfix shows ``loss=<mean loss since the bar's last read>`` plus the ``metrics``
-    you name (looked up in ``state.metrics``). Reading it costs a host sync, so the bar reads
+    you name, looked up in ``state.metrics``: the values last published by a ``MetricsLogger``
+    or at an epoch end. Reading it costs a host sync, so the bar reads
     it only at a refresh at least ``mininterval`` seconds after its previous read (tqdm would
     not draw it sooner) and at the end of each epoch. The read happens at the next step's
     hook, after every callback of the refresh step ran. When another callback (a
@@ -153,6 +154,7 @@ class TQDMProgressBar(Callback):
         """Mid-epoch: show what another callback published since the last read, else the mean
         loss since the last read without publishing; a logger's windows stay whole."""
         acc = get_metric_state(state).train
+        # rank 0 only, at times of its own: nothing here may be a collective
         if acc.published_key > self._read_key:  # a MetricsLogger published: no sync at all
             loss = acc.published.get("train/loss")
             self._read_key, self._mark = acc.published_key, (acc.generation, len(acc.losses))
@@ -196,8 +198,10 @@ class TQDMProgressBar(Callback):
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
         self._postfix_due = False
+        # every rank publishes: torchmetrics' compute() is a collective
+        postfix = self._train_postfix(state, unit)
         if "train" in self._bars:
-            self._advance("train", unit.train_progress, self._train_postfix(state, unit))
+            self._advance("train", unit.train_progress, postfix)
         self._close("train")
 
     def on_train_end(self, state: State, unit: Any) -> None:
