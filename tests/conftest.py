@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
+
+import torchkit
+
+TORCHKIT_DIR = str(Path(torchkit.__file__).parent)
+SYNC_METHODS = ("item", "__bool__", "__float__", "tolist")
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +47,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def host_syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every Tensor ``item`` / ``__bool__`` / ``__float__`` / ``tolist`` call made directly
+    from a frame under torchkit/, as ``"<method> from <file>:<line> (<function>)"``."""
+    calls: list[str] = []
+
+    def wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            code, line = sys._getframe(1).f_code, sys._getframe(1).f_lineno
+            if code.co_filename.startswith(TORCHKIT_DIR):
+                calls.append(f"{name} from {code.co_filename}:{line} ({code.co_name})")
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in SYNC_METHODS:
+        monkeypatch.setattr(torch.Tensor, name, wrap(name, getattr(torch.Tensor, name)))
+    yield calls

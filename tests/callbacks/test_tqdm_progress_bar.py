@@ -123,21 +123,24 @@ def test_postfix_is_computed_only_when_the_bar_can_redraw(
     assert re.search(r"10/10 \[[^\]]*loss=\d+\.\d+", buf.getvalue())  # the last draw has it
 
 
+class LossLog(Callback):
+    """Records every train step's loss, to check the means the loggers report."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_step_end(self, state: State, unit: object) -> None:
+        from torchkit.callbacks._metric_state import extract_loss
+
+        assert state.train_state is not None
+        loss = extract_loss(state.train_state.step_output)
+        assert loss is not None
+        self.losses.append(float(loss))
+
+
 def test_bar_reuses_the_loggers_publication_and_leaves_its_windows_whole(
     host_syncs: list[str],
 ) -> None:
-    from torchkit.callbacks._metric_state import extract_loss
-
-    class LossLog(Callback):
-        def __init__(self) -> None:
-            self.losses: list[float] = []
-
-        def on_train_step_end(self, state: State, unit: object) -> None:
-            assert state.train_state is not None
-            loss = extract_loss(state.train_state.step_output)
-            assert loss is not None
-            self.losses.append(float(loss))
-
     lg, seen = InMemoryLogger(), LossLog()
     bar = TQDMProgressBar(refresh_rate=3, file=io.StringIO(), mininterval=0)
     # the bar refreshes at steps 3, 6, 9...; the logger logs at 4, 8, 12 (and epoch end)
@@ -153,18 +156,6 @@ def test_bar_reuses_the_loggers_publication_and_leaves_its_windows_whole(
 def test_a_rarer_logger_keeps_whole_windows_while_the_bar_shows_fresh_losses(
     host_syncs: list[str],
 ) -> None:
-    from torchkit.callbacks._metric_state import extract_loss
-
-    class LossLog(Callback):
-        def __init__(self) -> None:
-            self.losses: list[float] = []
-
-        def on_train_step_end(self, state: State, unit: object) -> None:
-            assert state.train_state is not None
-            loss = extract_loss(state.train_state.step_output)
-            assert loss is not None
-            self.losses.append(float(loss))
-
     lg, seen, buf = InMemoryLogger(), LossLog(), io.StringIO()
     bar = TQDMProgressBar(refresh_rate=1, file=buf, mininterval=0)  # a read every step
     train(ClassifierUnit(), loader(64, 4), max_epochs=1,

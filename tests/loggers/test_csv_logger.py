@@ -6,13 +6,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pytest
 import torch
 
-from tests.loggers._readers import read_csv
+from tests.loggers._readers import fresh_url, read_csv, read_text, write_text
 from torchkit.loggers import CSVLogger
-from torchkit.utils.fs import url_to_fs
 
 
 def _urls(tmp_path: Path) -> list[str]:
@@ -74,24 +72,7 @@ def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["local", "memory"])
 def csv_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh CSV location on disk or in fsspec's process-global memory store (removed after)."""
-    url = _urls(tmp_path)[request.param == "memory"]
-    yield url
-    if url.startswith("memory://"):
-        fs, inner = url_to_fs(url)
-        fs.rm(fs._parent(inner), recursive=True)
-
-
-def _write_text(url: str, text: str) -> None:
-    fs, inner = url_to_fs(url)
-    fs.makedirs(fs._parent(inner), exist_ok=True)
-    with fs.open(inner, "w") as f:
-        f.write(text)
-
-
-def _read_text(url: str) -> str:
-    with fsspec.open(url, "r") as f:
-        return str(f.read())
+    yield from fresh_url(request.param, tmp_path, "m.csv")
 
 
 def test_resumed_run_continues_the_file(csv_url: str) -> None:
@@ -111,7 +92,7 @@ def test_resumed_run_continues_the_file(csv_url: str) -> None:
 
 
 def test_continued_file_keeps_its_cells_and_widens_its_header(csv_url: str) -> None:
-    _write_text(csv_url, "step,train/loss\n10,1.50\n20,2.5e-01\n30,0.3\n")
+    write_text(csv_url, "step,train/loss\n10,1.50\n20,2.5e-01\n30,0.3\n")
     lg = CSVLogger(csv_url, steps_before_flushing=1)
     lg.log_dict({"train/loss": 0.125, "eval/accuracy": 0.75}, step=30)  # a new name
     lg.log_dict({"train/loss": 0.0625, "lr": 0.01}, step=40)  # another, after the first write
@@ -149,10 +130,10 @@ def test_overwrite_replaces_the_file(csv_url: str) -> None:
     ids=["no-step-column", "non-integer-step", "extra-cell"],
 )
 def test_unreadable_existing_file_is_refused_and_left_alone(csv_url: str, content: str) -> None:
-    _write_text(csv_url, content)
+    write_text(csv_url, content)
     with pytest.raises(ValueError, match=r"path=.* is invalid: .*overwrite=True"):
         CSVLogger(csv_url, steps_before_flushing=1)
-    assert _read_text(csv_url) == content
+    assert read_text(csv_url) == content
     lg = CSVLogger(csv_url, steps_before_flushing=1, overwrite=True)  # the documented fix
     lg.log("a", 1.0, step=1)
     lg.close()
@@ -160,7 +141,7 @@ def test_unreadable_existing_file_is_refused_and_left_alone(csv_url: str, conten
 
 
 def test_empty_existing_file_is_a_fresh_file(csv_url: str) -> None:
-    _write_text(csv_url, "")
+    write_text(csv_url, "")
     lg = CSVLogger(csv_url, steps_before_flushing=1)
     lg.log("a", 1.0, step=1)
     lg.close()
@@ -170,7 +151,7 @@ def test_empty_existing_file_is_a_fresh_file(csv_url: str) -> None:
 def test_partial_last_row_of_a_killed_run_is_dropped(
     csv_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _write_text(csv_url, "step,a\n10,1.0\n20,0.")  # killed mid-append
+    write_text(csv_url, "step,a\n10,1.0\n20,0.")  # killed mid-append
     lg = CSVLogger(csv_url, steps_before_flushing=1)
     lg.log("a", 3.0, step=30)
     lg.close()

@@ -6,12 +6,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pytest
 
-from tests.loggers._readers import read_jsonl
+from tests.loggers._readers import fresh_url, read_jsonl, read_text, write_text
 from torchkit.loggers import JSONLogger
-from torchkit.utils.fs import url_to_fs
 
 
 @pytest.mark.parametrize("where", ["local", "memory"])
@@ -55,26 +53,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["local", "memory"])
 def jsonl_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh location on disk or in fsspec's process-global memory store (removed after)."""
-    if request.param == "local":
-        yield str(tmp_path / "d" / "m.jsonl")
-        return
-    url = f"memory://json-{uuid.uuid4().hex}/m.jsonl"
-    yield url
-    fs, inner = url_to_fs(url)
-    fs.rm(fs._parent(inner), recursive=True)
-
-
-def _write_text(url: str, text: str) -> None:
-    fs, inner = url_to_fs(url)
-    fs.makedirs(fs._parent(inner), exist_ok=True)
-    with fs.open(inner, "w") as f:
-        f.write(text)
-
-
-def _read_text(url: str) -> str:
-    with fsspec.open(url, "r") as f:
-        return str(f.read())
+    yield from fresh_url(request.param, tmp_path, "m.jsonl")
 
 
 def test_resumed_run_continues_the_file(jsonl_url: str) -> None:
@@ -95,11 +74,11 @@ def test_resumed_run_continues_the_file(jsonl_url: str) -> None:
 
 def test_kept_lines_are_byte_identical(jsonl_url: str) -> None:
     old = '{"step":10,  "train/loss": 1.50, "note": "x"}\n\n{"step": 30, "train/loss": 9}'
-    _write_text(jsonl_url, old)  # no newline at the end
+    write_text(jsonl_url, old)  # no newline at the end
     lg = JSONLogger(jsonl_url, steps_before_flushing=1)
     lg.log("train/loss", 0.5, step=20)
     lg.close()
-    assert _read_text(jsonl_url) == (
+    assert read_text(jsonl_url) == (
         '{"step":10,  "train/loss": 1.50, "note": "x"}\n{"step": 20, "train/loss": 0.5}\n'
     )
 
@@ -128,10 +107,10 @@ def test_overwrite_replaces_the_file(jsonl_url: str) -> None:
     ids=["not-json", "no-step", "string-step", "not-an-object"],
 )
 def test_unreadable_existing_file_is_refused_and_left_alone(jsonl_url: str, content: str) -> None:
-    _write_text(jsonl_url, content)
+    write_text(jsonl_url, content)
     with pytest.raises(ValueError, match=r"path=.* is invalid: .*overwrite=True"):
         JSONLogger(jsonl_url, steps_before_flushing=1)
-    assert _read_text(jsonl_url) == content
+    assert read_text(jsonl_url) == content
     lg = JSONLogger(jsonl_url, steps_before_flushing=1, overwrite=True)  # the documented fix
     lg.log("a", 1.0, step=1)
     lg.close()
@@ -139,7 +118,7 @@ def test_unreadable_existing_file_is_refused_and_left_alone(jsonl_url: str, cont
 
 
 def test_empty_existing_file_is_a_fresh_file(jsonl_url: str) -> None:
-    _write_text(jsonl_url, "")
+    write_text(jsonl_url, "")
     lg = JSONLogger(jsonl_url, steps_before_flushing=1)
     lg.log("a", 1.0, step=1)
     lg.close()
@@ -149,7 +128,7 @@ def test_empty_existing_file_is_a_fresh_file(jsonl_url: str) -> None:
 def test_partial_last_line_of_a_killed_run_is_dropped(
     jsonl_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _write_text(jsonl_url, '{"step": 10, "a": 1.0}\n{"step": 20, "a"')  # killed mid-append
+    write_text(jsonl_url, '{"step": 10, "a": 1.0}\n{"step": 20, "a"')  # killed mid-append
     lg = JSONLogger(jsonl_url, steps_before_flushing=1)
     lg.log("a", 3.0, step=30)
     lg.close()

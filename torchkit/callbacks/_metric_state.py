@@ -241,9 +241,9 @@ def read_floats(
     """Read scalars to Python floats with one device op and one host transfer per device.
 
     ``loss_terms`` are 0-d tensors read along with ``values``; their sum is returned under
-    ``"loss"`` (the caller divides by the step count). Each value keeps its own dtype up to
-    the stack's type promotion, and the sum is taken on the host in float64, so a long
-    interval of bf16 losses loses no precision.
+    ``"loss"`` (the caller divides by the step count). Names come back sorted. Each value
+    keeps its own dtype up to the stack's type promotion, and the sum is taken on the host
+    in float64, so a long interval of bf16 losses loses no precision.
 
     note: CPU-GPU sync point - call only at logging / decision points.
     """
@@ -260,6 +260,8 @@ def read_floats(
             out[name] = float(v)
     loss_slice: tuple[torch.device, int, int] | None = None
     if loss_terms:
+        if len({t.device for t in loss_terms}) > 1:  # a unit that moved mid-interval: rare
+            loss_terms = [_sum([t.to(loss_terms[-1].device) for t in loss_terms])]
         device = loss_terms[0].device
         group = by_device.setdefault(device, [])
         loss_slice = (device, len(group), len(group) + len(loss_terms))
@@ -284,13 +286,10 @@ def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> d
     values: dict[str, Any] = dict(compute_metrics(metrics))
     if grad_norm is not None:
         values["grad_norm"] = grad_norm
-    losses, count = acc.losses, acc.count
-    if len({t.device for t in losses}) > 1:  # a unit that moved mid-interval: rare
-        losses = [_sum([t.to(losses[-1].device) for t in losses])]
-    read = read_floats(values, losses)
-    if losses:
-        read["loss"] /= count
-    floats = {f"{phase}/{k}": v for k, v in sorted(read.items())}
+    read = read_floats(values, acc.losses)  # sorted by name
+    if acc.losses:
+        read["loss"] /= acc.count
+    floats = {f"{phase}/{k}": v for k, v in read.items()}
     reset_metrics(metrics)
     acc.losses, acc.count = [], 0
     acc.generation += 1
@@ -331,12 +330,15 @@ def peek_train_loss(state: State, mark: tuple[int, int]) -> tuple[float | None, 
         terms, steps = acc.losses[seen:], len(acc.losses) - seen
     else:
         terms, steps = acc.losses, acc.count
-    new_mark = (acc.generation, len(acc.losses))
     if not terms or steps == 0:
-        return None, new_mark
-    if len({t.device for t in terms}) > 1:  # a unit that moved mid-interval: rare
-        terms = [_sum([t.to(terms[-1].device) for t in terms])]
-    return read_floats({}, terms)["loss"] / steps, new_mark
+        return None, loss_mark(state)
+    return read_floats({}, terms)["loss"] / steps, loss_mark(state)
+
+
+def loss_mark(state: State) -> tuple[int, int]:
+    """Where the train losses stand now, for ``peek_train_loss``'s next call."""
+    acc = get_metric_state(state).train
+    return acc.generation, len(acc.losses)
 
 
 def publish_eval(state: State, unit: Any) -> dict[str, float]:

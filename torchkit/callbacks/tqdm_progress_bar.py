@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from torchkit.callbacks._logging_utils import check_interval
 from torchkit.callbacks._metric_state import (
     get_metric_state,
+    loss_mark,
     peek_train_loss,
     publish_eval,
     publish_train,
@@ -147,7 +148,7 @@ class TQDMProgressBar(Callback):
         """At epoch end: publish (cached when a logger already did at this step)."""
         published = publish_train(state, unit)
         acc = get_metric_state(state).train
-        self._read_key, self._mark = acc.published_key, (acc.generation, len(acc.losses))
+        self._read_key, self._mark = acc.published_key, loss_mark(state)
         return self._with_metrics(state, published.get("train/loss"))
 
     def _peek_postfix(self, state: State) -> dict[str, float]:
@@ -157,7 +158,7 @@ class TQDMProgressBar(Callback):
         # rank 0 only, at times of its own: nothing here may be a collective
         if acc.published_key > self._read_key:  # a MetricsLogger published: no sync at all
             loss = acc.published.get("train/loss")
-            self._read_key, self._mark = acc.published_key, (acc.generation, len(acc.losses))
+            self._read_key, self._mark = acc.published_key, loss_mark(state)
         else:
             loss, self._mark = peek_train_loss(state, self._mark)
         return self._with_metrics(state, loss)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from torchkit.loggers.metric_logger import Scalar, check_positive_int, check_writable_url, to_float
 from torchkit.utils.distributed import get_global_rank
 from torchkit.utils.fs import protocol_of
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Rows = list[tuple[int, dict[str, float]]]
 """Buffered rows as ``[(step, {name: value})]``, sorted by step."""
@@ -123,6 +125,14 @@ class BufferedFileLogger:
     def _write(self, rows: Rows) -> None:
         """Add ``rows`` to the file written by an earlier write."""
         raise NotImplementedError
+
+    @staticmethod
+    def _split_at_resume(old: list[tuple[int, T]], rows: Rows) -> tuple[list[T], list[T]]:
+        """The existing records to keep as they are (a step below the first new one; all of
+        them without new rows) and those at the first new step, to merge with it."""
+        first = rows[0][0] if rows else None
+        kept = [r for step, r in old if first is None or step < first]
+        return kept, [r for step, r in old if step == first]
 
     def _unreadable(self, reason: str) -> ValueError:
         return ValueError(

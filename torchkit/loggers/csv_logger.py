@@ -48,31 +48,16 @@ class CSVLogger(BufferedFileLogger):
         ('0.3', '')
     """
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        steps_before_flushing: int = 100,
-        log_all_ranks: bool = False,
-        overwrite: bool = False,
-    ) -> None:
-        self._fields: list[str] = []  # the header, ``step`` included; set before the base reads
-        super().__init__(
-            path,
-            steps_before_flushing=steps_before_flushing,
-            log_all_ranks=log_all_ranks,
-            overwrite=overwrite,
-        )
+    _fields: list[str]
+    """The header, ``step`` included (set when the file is first continued or written)."""
 
     def _continue(self, text: str, rows: Rows) -> str:
         kept: list[dict[str, str]] = []
         self._fields = ["step"]
         if text:
             self._fields, old_rows = self._parse(text)
-            first = rows[0][0] if rows else None
-            kept = [r for step, r in old_rows if first is None or step < first]
+            kept, at_first = self._split_at_resume(old_rows, rows)
             self._fields += self._new_names(rows)
-            at_first = [r for step, r in old_rows if step == first]
             if at_first:  # rows at the resume step itself are merged, the new values winning
                 merged: dict[str, str] = {}
                 for r in at_first:

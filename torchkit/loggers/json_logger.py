@@ -45,27 +45,10 @@ class JSONLogger(BufferedFileLogger):
         [{'step': 1, 'train/loss': 0.5}]
     """
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        steps_before_flushing: int = 100,
-        log_all_ranks: bool = False,
-        overwrite: bool = False,
-    ) -> None:
-        super().__init__(
-            path,
-            steps_before_flushing=steps_before_flushing,
-            log_all_ranks=log_all_ranks,
-            overwrite=overwrite,
-        )
-
     def _continue(self, text: str, rows: Rows) -> str:
-        first = rows[0][0] if rows else None
-        old = self._parse(text)
-        kept = [line + "\n" for step, line in old if first is None or step < first]
-        at_first = [line for step, line in old if step == first]
-        if rows and at_first:  # lines at the resume step itself are merged, new values win
+        kept_lines, at_first = self._split_at_resume(self._parse(text), rows)
+        kept = [line + "\n" for line in kept_lines]
+        if at_first:  # lines at the resume step itself are merged, new values win
             merged: dict[str, object] = {}
             for line in at_first:
                 merged.update(json.loads(line))

@@ -274,10 +274,11 @@ class AutoUnit(
         )
         if self.zero_grad_at_train_step_start and window.num_pending == 0:
             self.zero_grad()
-        if self._plain_forward and (is_last or not self._has_no_sync):
+        reduce_grads = is_last or not self._has_no_sync
+        if reduce_grads and self._plain_forward:
             # fp32, no anomaly mode: no contexts to enter around the forward
             loss, outputs = self._loss_backward(state, data, self.compute_loss(state, data))
-        elif is_last or not self._has_no_sync:
+        elif reduce_grads:
             loss, outputs = self._forward_backward(state, data)
         else:  # skip the gradient all-reduce until the window's last micro-batch
             with self.strategy.no_sync(self.module):
@@ -358,7 +359,10 @@ class AutoUnit(
             return grad_norm
         if self._plain_update:
             optimizer.step()
-        if self._plain_update or self.precision.step(optimizer):
+            stepped = True
+        else:
+            stepped = self.precision.step(optimizer)  # False when the GradScaler skipped
+        if stepped:
             self.counters.num_optimizer_steps += 1
             if self._step_lr_per_step:
                 self.step_lr_scheduler()
