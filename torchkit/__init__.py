@@ -3,6 +3,7 @@
 from torchkit.callbacks.callback import Callback
 from torchkit.loop import (
     ActivePhase,
+    Duration,
     EntryPoint,
     Phase,
     PhaseState,
@@ -31,6 +32,7 @@ __all__ = [
     "AutoPredictUnit",
     "AutoUnit",
     "Callback",
+    "Duration",
     "EntryPoint",
     "EvalUnit",
     "Phase",

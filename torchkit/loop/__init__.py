@@ -1,5 +1,6 @@
 """The loop: entry points, state, progress and callback dispatch."""
 
+from torchkit.loop.duration import Duration
 from torchkit.loop.evaluate import evaluate
 from torchkit.loop.fit import fit
 from torchkit.loop.predict import predict
@@ -9,6 +10,7 @@ from torchkit.loop.train import train
 
 __all__ = [
     "ActivePhase",
+    "Duration",
     "EntryPoint",
     "Phase",
     "PhaseState",
