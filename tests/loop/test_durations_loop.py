@@ -340,3 +340,13 @@ def test_a_save_at_a_step_with_a_due_token_eval_reruns_it_on_resume() -> None:
     fit(resumed, token_batches(8), token_batches(1), max_duration="256tok",
         evaluate_every="128tok", callbacks=[DistributedCheckpointSaver(url + "2")])  # fmt: skip
     assert resumed.evals_at == [2, 4]  # the eval due at step 2 runs first, then step 4's
+
+
+def test_counting_and_deciding_read_no_tensor_value(host_syncs: list[str]) -> None:
+    unit = TokenUnit()
+    fit(unit, token_batches(8), token_batches(1), max_duration="500tok", evaluate_every="100sp",
+        callbacks=[FakeClock().callback()])  # fmt: skip
+    fit(unit, token_batches(8), token_batches(1), max_duration="1h", evaluate_every="100tok",
+        callbacks=[FakeClock().callback()])  # fmt: skip
+    assert unit.train_progress.num_steps_completed == 8 + 4
+    assert host_syncs == []
