@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from tests.live.units import MSEAutoUnit, batches, mlp
 from torchkit import train

@@ -8,6 +8,7 @@ equal to the snapshot's ``train_step``, and versions that never go backwards.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchkit import State, TrainUnit, train
+from torchkit import Callback, State, TrainUnit, train
 from torchkit.live import LiveModel, PublishWeights
 
 
@@ -43,15 +44,46 @@ class TornReadReport:
     versions: set[int] = field(default_factory=set)
 
 
+class _Seen:
+    """The newest version any reader has read, so the trainer can let readers catch up."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.version = -1
+
+    def saw(self, version: int) -> None:
+        with self.cond:
+            self.version = max(self.version, version)
+            self.cond.notify_all()
+
+
+class _CatchUp(Callback):
+    """Every ``every`` steps, wait (bounded) until a reader has read the newest version: on a
+    loaded machine the OS may otherwise starve the readers for the whole run."""
+
+    def __init__(self, live: LiveModel, seen: _Seen, every: int = 20) -> None:
+        self.live, self.seen, self.every = live, seen, every
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        if unit.train_progress.num_steps_completed % self.every == 0:
+            with self.seen.cond:
+                self.seen.cond.wait_for(lambda: self.seen.version >= self.live.version, 10)
+
+
 def _reader(
     live: LiveModel,
     started: threading.Barrier,
     done: threading.Event,
     out: list[tuple[int, int, torch.Tensor]],
     sleep_cycles: int,
+    seen: _Seen,
+    hold_across_publish: bool,
 ) -> None:
+    """Loop on ``acquire()``. With ``hold_across_publish`` the reader also keeps the snapshot
+    until a newer version is out (bounded) and reads it again: a publisher that writes a held
+    copy is then caught on every such read, however the threads happen to be scheduled."""
     stream = torch.cuda.Stream() if live.device.type == "cuda" else None
-    ctx: Any = torch.cuda.stream(stream) if stream is not None else _nullcontext()
+    ctx: Any = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
     started.wait()
     with ctx:
         while not done.is_set():
@@ -61,20 +93,16 @@ def _reader(
                     torch.cuda._sleep(sleep_cycles)  # the reads land late on this stream
                 # read on the device and let go before looking at the values on the host: on
                 # CUDA the next write into this copy must wait for these kernels
-                vals = torch.stack([w.min(), w.max(), w[0, 0]])
-            out.append((snap.version, snap.train_step, vals))
+                reads = [torch.stack([w.min(), w.max(), w[0, 0]])]
+                if hold_across_publish:
+                    live.wait_for_version(snap.version + 1, timeout=1.0)
+                    reads.append(torch.stack([w.min(), w.max(), w[0, 0]]))
+            out.extend((snap.version, snap.train_step, vals) for vals in reads)
+            seen.saw(snap.version)
             # Wait for a newer version before the next read: on a loaded machine the OS would
             # otherwise run readers and trainer in long alternating slices, and the reads
             # would bunch on a few versions.
             live.wait_for_version(snap.version + 1, timeout=0.05)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def run_torn_read_check(
@@ -91,17 +119,20 @@ def run_torn_read_check(
         _sleep_after_copy(live, sleep_cycles)
     started = threading.Barrier(num_readers + 1)
     done = threading.Event()
+    seen = _Seen()
     outs: list[list[tuple[int, int, torch.Tensor]]] = [[] for _ in range(num_readers)]
     readers = [
-        threading.Thread(target=_reader, args=(live, started, done, out, sleep_cycles))
-        for out in outs
+        threading.Thread(
+            target=_reader, args=(live, started, done, out, sleep_cycles, seen, i % 2 == 1)
+        )
+        for i, out in enumerate(outs)
     ]
     for r in readers:
         r.start()
     started.wait()
     try:
         cb = PublishWeights(live, every_n_train_steps=1, on_train_end=False)
-        train(unit, range(steps), max_epochs=1, callbacks=[cb])
+        train(unit, range(steps), max_epochs=1, callbacks=[cb, _CatchUp(live, seen)])
     finally:
         done.set()
         for r in readers:
