@@ -52,13 +52,24 @@ def _fsdp2_run() -> dict[str, Any]:
     cb = PublishWeights(live, every_n_train_steps=2)
     # the same batches on both ranks, so the unsharded reference sees the same global batch
     train(unit, batches(5), max_epochs=1, callbacks=[cb])
-    return {"version": live.version, "published": _published(live)}
+    errors = []
+    for attempt in (lambda: LiveModel.from_module(model), lambda: live.publish(9)):
+        try:
+            attempt()
+        except (ValueError, RuntimeError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return {"version": live.version, "published": _published(live), "errors": errors}
 
 
 def test_fsdp2_rank_zero_gets_the_full_weights() -> None:
     out = launch_processes(WORLD, "gloo", _fsdp2_run, timeout_s=120)  # no deadlock
     assert out[0]["version"] == 3  # steps 2 and 4, then the end of training (5)
     assert out[1]["version"] == 0
+    too_late, publish_alone = out[0]["errors"]
+    assert (
+        too_late.startswith("ValueError: module=FSDPSequential is invalid") and "FSDP2" in too_late
+    )
+    assert publish_alone.startswith("RuntimeError: LiveModel.publish() cannot copy a sharded")
     ref = mlp()
     unit = MSEAutoUnit(module=ref, device="cpu")
     train(unit, batches(5), max_epochs=1)
