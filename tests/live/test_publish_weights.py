@@ -232,3 +232,48 @@ def test_gather_cost_warning_is_logged_once(caplog: pytest.LogCaptureFixture) ->
         cb._check_gather_cost(0.9, now=13.0)
     assert len(caplog.records) == 1
     assert "20%" in caplog.records[0].getMessage() and "Publish less often" in caplog.text
+
+
+def test_publishing_reads_no_tensor_on_the_host(host_syncs: list[str]) -> None:
+    unit = MSEAutoUnit(module=mlp(), device="cpu")
+    live = LiveModel.from_module(unit.module)
+    train(unit, batches(6), max_epochs=1, callbacks=[PublishWeights(live, every_n_train_steps=1)])
+    assert live.version == 6
+    assert host_syncs == []
+
+
+def test_failing_reader_threads_never_disturb_training() -> None:
+    reference = _train_sgd([])
+    unit = SGDUnit()
+    failures: list[BaseException] = []
+
+    def explode(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        module(x)
+        raise RuntimeError("reader bug")
+
+    live = LiveModel.from_module(unit.module, inference_procedure=explode)
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                live.infer(torch.randn(4, 3))
+            except RuntimeError as exc:
+                failures.append(exc)
+            live.wait_for_version(live.version + 1, timeout=0.05)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        train(
+            unit, batches(12), max_epochs=1, callbacks=[PublishWeights(live, every_n_train_steps=1)]
+        )
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert failures and all(str(f) == "reader bug" for f in failures)
+    assert all(slot.readers == 0 for slot in live._slots) and live.version == 12
+    for a, b in zip(unit.module.state_dict().values(), reference.module.state_dict().values()):
+        assert torch.equal(a, b)
