@@ -1,4 +1,4 @@
-"""Exact resume of ``MultiDataLoader`` at every batch, with shuffling StatefulDataLoader children."""
+"""Exact resume of ``MultiDataLoader`` at every batch, with shuffling StatefulDataLoaders."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ STRATEGIES: dict[str, DataIterationStrategy] = {
     "adb_restart": AllDatasetBatches(SM.RESTART_UNTIL_ALL_DATASETS_EXHAUSTED),
     "rbs_all": RandomizedBatchSampler(weights={"a": 1.0, "b": 2.0}, seed=3),
     "rbs_smallest": RandomizedBatchSampler(stopping_mechanism=SM.SMALLEST_DATASET_EXHAUSTED),
-    "rbs_restart": RandomizedBatchSampler(stopping_mechanism=SM.RESTART_UNTIL_ALL_DATASETS_EXHAUSTED),
+    "rbs_restart": RandomizedBatchSampler(
+        stopping_mechanism=SM.RESTART_UNTIL_ALL_DATASETS_EXHAUSTED
+    ),
     "in_order": InOrder(["b", "a", "b"]),
 }  # fmt: skip
 
@@ -143,7 +145,8 @@ def test_renamed_loader_on_restore_raises_value_error_naming_it() -> None:
 
 
 @pytest.mark.parametrize(
-    ("names", "match"), [(["a"], r"\['b'\] are not among"), (["a", "b", "c"], r"\['c'\] are not in")]
+    ("names", "match"),
+    [(["a"], r"\['b'\] are not among"), (["a", "b", "c"], r"\['c'\] are not in")],
 )
 def test_missing_or_extra_loader_on_restore_raises(names: list[str], match: str) -> None:
     state = MultiDataLoader(_loaders(True), RoundRobin()).state_dict()
@@ -159,5 +162,5 @@ def test_restore_with_another_strategy_raises() -> None:
 
 
 def test_restore_of_a_foreign_state_raises() -> None:
-    with pytest.raises(ValueError, match="expected a dict from MultiDataLoader.state_dict"):
+    with pytest.raises(ValueError, match=r"expected a dict from MultiDataLoader\.state_dict"):
         MultiDataLoader(_loaders(True), InOrder()).load_state_dict({"a": {}})

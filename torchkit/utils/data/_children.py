@@ -94,7 +94,11 @@ def _generators(loader: Any) -> list[torch.Generator]:
     sampler's (torchdata's ``RandomSampler`` seeds a private one when given none)."""
     found: list[torch.Generator] = []
     batch_sampler = getattr(loader, "batch_sampler", None)
-    for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
+    for owner in (
+        loader,
+        getattr(loader, "sampler", None),
+        getattr(batch_sampler, "sampler", None),
+    ):
         gen = getattr(owner, "generator", None)
         if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
             found.append(gen)

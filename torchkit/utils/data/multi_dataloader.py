@@ -151,7 +151,7 @@ class MultiDataLoader:
                 rng=self._rng,
             )
         else:
-            it = self._cls(  # type: ignore[abstract]
+            it = self._cls(
                 individual_dataloaders=self.individual_dataloaders,
                 iteration_strategy=self.iteration_strategy,
             )
