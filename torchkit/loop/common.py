@@ -10,7 +10,7 @@ import torch
 
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.state import State
-from torchkit.utils.sampler_epoch import set_dataloader_epoch
+from torchkit.utils.dataloader_utils import set_dataloader_epoch
 from torchkit.utils.timer import Timer
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,12 @@ from typing import Any
 
 import torch
 
+from torchkit.utils.dataloader_utils import (
+    generator_states,
+    prime_restored_loader,
+    set_generator_states,
+)
+
 logger = logging.getLogger(__name__)
 
 
@@ -50,7 +56,7 @@ class Children:
         if name in self._generators:
             # torchdata restores the sampler's draw position but builds the restored iterator
             # with extra draws from the loader's own generator: put it back as saved
-            _set_generator(self.loaders[name], self._generators.pop(name))
+            set_generator_states(self.loaders[name], self._generators.pop(name))
         return it
 
     def state(self, name: str) -> Any:
@@ -61,7 +67,7 @@ class Children:
             loader = self.loaders[name]
             return {
                 "state": loader.state_dict(),  # type: ignore[attr-defined]
-                "generator": [g.get_state() for g in _generators(loader)],
+                "generator": generator_states(loader),
             }
         return None
 
@@ -75,43 +81,9 @@ class Children:
             self._generators[name] = record["generator"]
 
     def prime(self, name: str) -> None:
-        """Build the iterator of a child whose loaded state won't be continued, keeping the
-        global torch RNG as it was and the child's own generators as saved.
-
-        torchdata's ``StatefulDataLoader`` resumes its loaded state at the next ``iter()``
-        (and, when that state is a finished epoch, builds a second, fresh iterator at once).
-        A child the resumed epoch does not read again must start its next pass fresh, drawing
-        as in the uninterrupted run; building the restored iterator here does that.
-        """
-        rng = torch.get_rng_state()
-        iter(self.loaders[name])
-        torch.set_rng_state(rng)
-        _set_generator(self.loaders[name], self._generators.pop(name, None))
-
-
-def _generators(loader: Any) -> list[torch.Generator]:
-    """The torch generators a loader draws from: its own, its sampler's, its batch sampler's
-    sampler's (torchdata's ``RandomSampler`` seeds a private one when given none)."""
-    found: list[torch.Generator] = []
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    for owner in (
-        loader,
-        getattr(loader, "sampler", None),
-        getattr(batch_sampler, "sampler", None),
-    ):
-        gen = getattr(owner, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
-            found.append(gen)
-    return found
-
-
-def _set_generator(loader: Any, states: Any) -> None:
-    if not states:
-        return
-    gens = _generators(loader)
-    if len(gens) == len(states):
-        for gen, state in zip(gens, states):
-            gen.set_state(state)
+        """Build the iterator of a child whose loaded state the resumed epoch won't continue
+        (see ``prime_restored_loader``)."""
+        prime_restored_loader(self.loaders[name], self._generators.pop(name, None))
 
 
 class BlockRandom:

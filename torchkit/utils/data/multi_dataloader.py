@@ -23,7 +23,7 @@ from torchkit.utils.data.strategies import (
     RoundRobin,
     num_batches,
 )
-from torchkit.utils.sampler_epoch import set_dataloader_epoch
+from torchkit.utils.dataloader_utils import set_dataloader_epoch
 
 logger = logging.getLogger(__name__)
 
