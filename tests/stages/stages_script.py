@@ -51,7 +51,9 @@ class Unit(TrainUnit[Batch]):
 
 def loader(seed: int) -> StatefulDataLoader:
     g = torch.Generator().manual_seed(seed)
-    ds = torch.utils.data.TensorDataset(torch.randn(16, 4, generator=g), torch.randn(16, 1, generator=g))
+    ds = torch.utils.data.TensorDataset(
+        torch.randn(16, 4, generator=g), torch.randn(16, 1, generator=g)
+    )
     return StatefulDataLoader(ds, batch_size=4, shuffle=True)  # 4 steps per epoch
 
 
@@ -78,8 +80,8 @@ def main() -> None:
     torch.manual_seed(0)
     results = run_stages(make_stages(args.log, args.kill_at), dirpath=args.dir)
     final = results[-1].unit
-    torch.save({"params": final.net.state_dict(), "steps": final.train_progress.num_steps_completed},
-               args.out)  # fmt: skip
+    steps = final.train_progress.num_steps_completed
+    torch.save({"params": final.net.state_dict(), "steps": steps}, args.out)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,10 @@ def test_run_stages_gives_each_stage_its_own_limits_on_a_reused_unit(tmp_path: P
 
 
 def test_all_handoff_carries_optimizer_state_and_progress(tmp_path: Path) -> None:
-    stages = [Stage("a", lambda prev: Unit("a"), loader(1), max_steps=3),
-              Stage("b", lambda prev: Unit("b"), loader(1), max_steps=2, handoff="all")]  # fmt: skip
+    stages = [
+        Stage("a", lambda prev: Unit("a"), loader(1), max_steps=3),
+        Stage("b", lambda prev: Unit("b"), loader(1), max_steps=2, handoff="all"),
+    ]
     results = run_stages(stages, dirpath=str(tmp_path))
     second = results[1].unit
     assert second.optimizer_state_at_start > 0
@@ -98,8 +100,10 @@ def test_all_handoff_carries_optimizer_state_and_progress(tmp_path: Path) -> Non
 
 def test_none_handoff_keeps_the_new_units_weights(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    stages = [Stage("a", lambda prev: Unit("a"), loader(1), max_steps=2),
-              Stage("b", lambda prev: Unit("b"), loader(1), max_steps=1, handoff="none")]  # fmt: skip
+    stages = [
+        Stage("a", lambda prev: Unit("a"), loader(1), max_steps=2),
+        Stage("b", lambda prev: Unit("b"), loader(1), max_steps=1, handoff="none"),
+    ]
     first, second = (r.unit for r in run_stages(stages, dirpath=str(tmp_path)))
     assert not torch.equal(second.initial["0.weight"], first.net.state_dict()["0.weight"])
 
@@ -146,7 +150,7 @@ def test_manifest_of_another_stage_list_raises_and_is_kept(
     run_stages(_two(dl), dirpath=str(tmp_path))
     before = (tmp_path / "stages.json").read_text()
     stages = [Stage(n, lambda prev: DummyTrainUnit(2), dl, max_steps=1) for n in names]
-    with pytest.raises(ValueError, match=f"stages.json .* {match}"):
+    with pytest.raises(ValueError, match=f"stages\\.json .* {match}"):
         run_stages(stages, dirpath=str(tmp_path))
     assert (tmp_path / "stages.json").read_text() == before
 
@@ -162,7 +166,7 @@ def test_appended_stage_runs_after_the_done_ones(tmp_path: Path) -> None:
 
 def test_unreadable_manifest_raises_naming_it(tmp_path: Path) -> None:
     (tmp_path / "stages.json").write_text("{not json")
-    with pytest.raises(ValueError, match="stages.json at .* is unreadable"):
+    with pytest.raises(ValueError, match=r"stages\.json at .* is unreadable"):
         run_stages(_two(_dl()), dirpath=str(tmp_path))
     assert (tmp_path / "stages.json").read_text() == "{not json"
     assert not (tmp_path / "stages").exists()
