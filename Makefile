@@ -31,6 +31,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/autounit_overhead.py
 	$(PY) benchmarks/observability_overhead.py
 	$(PY) benchmarks/checkpoint_stall.py
+	$(PY) benchmarks/multi_dataloader_overhead.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

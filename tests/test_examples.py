@@ -69,6 +69,28 @@ def test_digits_example_trains_logs_checkpoints_and_resumes(
     assert int(resumed_rows[-1]["step"]) == 990 and len(resumed_rows) > len(rows)
 
 
+def test_digits_stages_example_pretrains_fine_tunes_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("sklearn")
+    import json
+
+    example = _load(ROOT / "examples" / "digits_stages.py")
+    args = ["--pretrain-epochs", "2", "--finetune-epochs", "4", "--output-dir", str(tmp_path)]
+    accuracy = example.main(args)
+    assert accuracy >= 0.85
+    out = capsys.readouterr().out
+    assert "stage pretrain: ran" in out and "stage finetune: ran" in out
+    manifest = json.loads((tmp_path / "stages.json").read_text())
+    assert [e["status"] for e in manifest["stages"]] == ["done", "done"]
+    with open(tmp_path / "stages" / "01_finetune" / "metrics" / "metrics.csv", newline="") as f:
+        assert "eval/loss" in next(csv.DictReader(f))
+    # the same call again resumes: both stages are done, so both are skipped
+    assert example.main(args) == accuracy
+    out = capsys.readouterr().out
+    assert "stage pretrain: skipped" in out and "stage finetune: skipped" in out
+
+
 def _python_blocks(md: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", md.read_text(), flags=re.S)
 
@@ -83,6 +105,7 @@ def _python_blocks(md: Path) -> list[str]:
         "docs/autounit.md",
         "docs/checkpointing.md",
         "docs/durations.md",
+        "docs/data_and_stages.md",
     ],
 )
 def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

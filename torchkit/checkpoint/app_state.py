@@ -15,7 +15,11 @@ from typing import Any
 
 import torch
 
+from torchkit.utils.dataloader_utils import generator_states
+
 RANK_KEY_PREFIX = "torchkit_rank_"
+GENERATORS_KEY = "_torchkit_generators"
+"""Where ``dataloader_state`` keeps the loader's generator states (not the loader's own key)."""
 
 
 def rank_key(rank: int) -> str:
@@ -220,15 +224,19 @@ def dataloader_state(unit: Any, phase: str, dataloader: Any) -> dict[str, Any] |
 
     A unit that reads ahead (prefetch) defines
     ``dataloader_state_dict_for_checkpoint(phase, dataloader)`` returning that state (or
-    ``None`` to fall back); otherwise ``dataloader.state_dict()`` is used.
+    ``None`` to fall back); otherwise ``dataloader.state_dict()`` is used. The states of the
+    loader's random generators are added under ``GENERATORS_KEY``.
     """
     hook = getattr(unit, "dataloader_state_dict_for_checkpoint", None)
-    if callable(hook):
-        sd = hook(phase, dataloader)
-        if sd is not None:
-            return dict(sd)
-    fn = getattr(dataloader, "state_dict", None)
-    return dict(fn()) if callable(fn) else None
+    sd = hook(phase, dataloader) if callable(hook) else None
+    if sd is None:
+        fn = getattr(dataloader, "state_dict", None)
+        sd = fn() if callable(fn) else None
+    if sd is None:
+        return None
+    gens = generator_states(dataloader)
+    # kept beside the loader's own state: restoring a finished epoch needs them (dcp_io)
+    return {**sd, GENERATORS_KEY: gens} if gens else dict(sd)
 
 
 def pack(extra: dict[str, Any]) -> bytes:

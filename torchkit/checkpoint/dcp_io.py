@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from torchkit.checkpoint.app_state import (
+    GENERATORS_KEY,
     RANK_KEY_PREFIX,
     RestoreOptions,
     pack,
@@ -26,6 +27,7 @@ from torchkit.checkpoint.errors import (
     CorruptCheckpointError,
 )
 from torchkit.checkpoint.storage import make_reader, make_writer, read_manifest, write_commit_marker
+from torchkit.utils.dataloader_utils import prime_restored_loader
 from torchkit.utils.distributed import get_global_rank, get_world_size
 
 logger = logging.getLogger(__name__)
@@ -243,16 +245,12 @@ def _apply_extra(
                 phase,
             )
         else:
+            gens = None
+            if isinstance(saved, dict):
+                saved = dict(saved)
+                gens = saved.pop(GENERATORS_KEY, None)
             load(saved)
             if isinstance(saved, dict) and saved.get("_iterator_finished"):
-                _prime_finished_loader(loader)
-
-
-def _prime_finished_loader(loader: Any) -> None:
-    """torchdata's ``StatefulDataLoader``, loaded with the state of a finished epoch, builds two
-    iterators on the next ``iter()`` (the restored one, then a fresh one), drawing twice from
-    the global torch RNG where the uninterrupted run draws once. Build the first one here,
-    without touching the RNG, so the loop's ``iter()`` draws exactly as the uninterrupted run."""
-    rng = torch.get_rng_state()
-    iter(loader)
-    torch.set_rng_state(rng)
+                # a finished epoch: the next iter() must start a fresh pass drawing as the
+                # uninterrupted run does (torchdata would build two iterators)
+                prime_restored_loader(loader, gens)

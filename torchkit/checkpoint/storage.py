@@ -59,10 +59,16 @@ def write_commit_marker(url: str, info: dict[str, Any]) -> None:
     """
     fs, inner = url_to_fs(url)
     manifest = {"format_version": FORMAT_VERSION, "files": _file_sizes(fs, inner), **info}
-    tmp = f"{inner}/{COMMIT_MARKER}.tmp"
+    write_text_atomically(fs, f"{inner}/{COMMIT_MARKER}", json.dumps(manifest, sort_keys=True))
+
+
+def write_text_atomically(fs: Any, path: str, text: str) -> None:
+    """Write ``text`` to ``path`` on ``fs`` so a reader sees the old file or the whole new one:
+    write a temporary file next to it, then move it into place."""
+    tmp = f"{path}.tmp"
     with fs.open(tmp, "w") as f:
-        f.write(json.dumps(manifest, sort_keys=True))
-    fs.mv(tmp, f"{inner}/{COMMIT_MARKER}")
+        f.write(text)
+    fs.mv(tmp, path)
 
 
 def is_committed(url: str) -> bool:

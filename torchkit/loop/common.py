@@ -10,6 +10,7 @@ import torch
 
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.state import State
+from torchkit.utils.dataloader_utils import set_dataloader_epoch
 from torchkit.utils.timer import Timer
 
 logger = logging.getLogger(__name__)
@@ -82,12 +83,9 @@ def restore_training_mode(prior: dict[torch.nn.Module, bool]) -> None:
 
 
 def set_sampler_epoch(dataloader: Iterable[Any], epoch: int) -> None:
-    """Call ``set_epoch(epoch)`` on the loader's sampler (e.g. ``DistributedSampler``)."""
-    for owner in (dataloader, getattr(dataloader, "batch_sampler", None)):
-        sampler = getattr(owner, "sampler", None)
-        if sampler is not None and callable(getattr(sampler, "set_epoch", None)):
-            sampler.set_epoch(epoch)
-            return
+    """Call ``dataloader.set_epoch(epoch)`` when the loader has one (e.g. a
+    ``MultiDataLoader``), else its sampler's (e.g. ``DistributedSampler``)."""
+    set_dataloader_epoch(dataloader, epoch)
 
 
 def timed(timer: Timer, name: str, fn: Callable[..., T], *args: Any) -> T:
