@@ -71,3 +71,16 @@ def reference_grads(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> d
 def frozen_sgd(params: Any) -> torch.optim.Optimizer:
     """lr 0: the step leaves the weights, so the window's normalised gradients can be read."""
     return torch.optim.SGD(params, lr=0.0)
+
+
+def tiny_tokenizer() -> Any:
+    """A word-level fast tokenizer over the tiny models' vocabulary: ``w3 w4 ...``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": PAD, "[BOS]": 1, "[EOS]": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[PAD]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]"
+    )

@@ -162,7 +162,11 @@ def _write_local(model: Any, state_dict: dict[str, torch.Tensor], target: str, t
         if entry.startswith((f".{name}.tmp-", f".{name}.old-")):
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
     staging = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
-    _save(model, state_dict, staging, tok)
+    try:
+        _save(model, state_dict, staging, tok)
+    except BaseException:  # a failed write (disk full...) leaves nothing behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if os.path.exists(target):
         # a directory cannot be renamed over a non-empty one: move the old one aside first
         old = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex}")
