@@ -103,7 +103,7 @@ def test_a_kill_during_export_leaves_no_folder_from_pretrained_accepts(tmp_path:
     from transformers import GPT2LMHeadModel
 
     out = tmp_path / "export"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_KILLED_EXPORT), str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
