@@ -1,4 +1,4 @@
-"""``HFAutoUnit``: train and evaluate a transformers model, with exact token-weighted accumulation."""
+"""``HFAutoUnit``: train and evaluate a transformers model; exact token-weighted accumulation."""
 
 from __future__ import annotations
 
