@@ -20,6 +20,7 @@ from tests.integrations.hf.tiny import (
     reference_grads,
     tiny_bert,
     tiny_gpt2,
+    tiny_t5,
 )
 from torchkit import evaluate, fit, train
 from torchkit.callbacks import Lambda, MetricsLogger
@@ -85,6 +86,26 @@ def test_token_sum_reports_the_per_token_mean_and_eval_loss_is_the_mean() -> Non
     keep = Lambda(on_eval_step_end=lambda s, u: eval_seen.append(s.eval_state.step_output[0]))
     evaluate(unit, [batch], callbacks=[keep])
     torch.testing.assert_close(eval_seen[0], expected, atol=1e-6, rtol=0)
+
+
+def test_encoder_decoder_token_sum_is_unshifted_and_gets_its_decoder_inputs() -> None:
+    # T5 builds decoder_input_ids from the labels, and its logit t predicts label t
+    batch = lm_batch([10, 4], seed=4)
+    source = {"input_ids": lm_batch([10, 10], seed=5)["input_ids"], "labels": batch["labels"]}
+    expected = reference_grads(tiny_t5(), source)
+    unit = HFAutoUnit(module=tiny_t5(), loss="token_sum", optimizer=frozen_sgd,
+                      zero_grad_at_train_step_start=True, device="cpu")  # fmt: skip
+    assert unit.shift_labels is False
+    train(unit, [source], max_epochs=1)
+    assert max_grad_diff(grads(unit.module), expected) <= 1e-6
+
+
+@pytest.mark.parametrize("loss", ["model", "token_sum"])
+def test_train_and_eval_steps_read_nothing_on_the_host(loss: str, host_syncs: list[str]) -> None:
+    unit = HFAutoUnit(module=tiny_gpt2(), loss=loss, gradient_accumulation_steps=2, device="cpu")
+    fit(unit, list(MICRO) * 2, [MICRO[0]], max_epochs=1)
+    assert unit.num_optimizer_steps == 2
+    assert host_syncs == []
 
 
 def classification_data(n: int, seed: int) -> list[dict[str, torch.Tensor]]:

@@ -84,3 +84,15 @@ def tiny_tokenizer() -> Any:
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]"
     )
+
+
+def tiny_t5(seed: int = 0) -> Any:
+    """A 2-layer T5 encoder-decoder with 32 hidden units, no dropout."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=VOCAB, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+        dropout_rate=0.0, pad_token_id=PAD, eos_token_id=2, decoder_start_token_id=PAD,
+    )  # fmt: skip
+    return T5ForConditionalGeneration(config)
