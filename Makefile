@@ -18,10 +18,13 @@ $(VENV)/.installed-%: pyproject.toml
 example: $(VENV)/.installed-examples
 	$(PY) examples/digits.py
 
-test: $(VENV)/.installed-dev
+# the test extras: dev plus the optional integrations whose tests run in CI
+TEST_EXTRAS ?= dev,hf
+
+test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(VENV)/bin/ruff check torchkit tests examples benchmarks
 	$(VENV)/bin/ruff format --check torchkit tests examples benchmarks
 	$(VENV)/bin/mypy

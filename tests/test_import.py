@@ -12,7 +12,10 @@ import pytest
 import torchkit
 
 # Heavy or optional modules ``import torchkit`` must not pull in (design.md §3).
-FORBIDDEN = ("torch._dynamo", "torch.distributed.checkpoint", "tensorboard", "torchmetrics", "tqdm")
+FORBIDDEN = (
+    "torch._dynamo", "torch.distributed.checkpoint", "tensorboard", "torchmetrics", "tqdm",
+    "transformers", "torchkit.integrations",
+)  # fmt: skip
 
 _PROBE = """
 import json, sys
