@@ -12,7 +12,14 @@ import pytest
 import torchkit
 
 # Heavy or optional modules ``import torchkit`` must not pull in (design.md §3).
-FORBIDDEN = ("torch._dynamo", "torch.distributed.checkpoint", "tensorboard", "torchmetrics", "tqdm")
+FORBIDDEN = (
+    "torch._dynamo",
+    "torch.distributed.checkpoint",
+    "tensorboard",
+    "torchmetrics",
+    "tqdm",
+    "jsonargparse",
+)
 
 _PROBE = """
 import json, sys
