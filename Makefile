@@ -18,10 +18,10 @@ $(VENV)/.installed-%: pyproject.toml
 example: $(VENV)/.installed-examples
 	$(PY) examples/digits.py
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev,cli
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-dev,cli
 	$(VENV)/bin/ruff check torchkit tests examples benchmarks
 	$(VENV)/bin/ruff format --check torchkit tests examples benchmarks
 	$(VENV)/bin/mypy

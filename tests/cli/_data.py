@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from typing import Any
+
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from torchkit import Callback, State
+from torchkit.utils import get_global_rank
 
 
 class RandomRegression(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -66,3 +73,54 @@ class RandomRegressionLoader(DataLoader[tuple[torch.Tensor, torch.Tensor]]):
         super().__init__(
             RandomRegression(num_samples, input_dim, seed), batch_size=batch_size, shuffle=shuffle
         )
+
+
+CAPTURED: dict[str, dict[str, Any]] = {}
+"""What ``Capture`` saw, by tag: ``initial``/``final`` state dicts and step counts."""
+
+
+class Capture(Callback):
+    """Records the module's weights at train start and end (in-process, or to ``path``).
+
+    Args:
+        tag: the key in ``CAPTURED``.
+        path: also ``torch.save`` the final record there (suffixed with the rank).
+    """
+
+    def __init__(self, tag: str = "run", path: str | None = None) -> None:
+        self.tag, self.path = tag, path
+
+    def on_train_start(self, state: State, unit: Any) -> None:
+        CAPTURED.setdefault(self.tag, {})["initial"] = _weights(unit)
+
+    def on_train_end(self, state: State, unit: Any) -> None:
+        record = CAPTURED.setdefault(self.tag, {})
+        record["final"] = _weights(unit)
+        record["steps"] = unit.train_progress.num_steps_completed
+        if self.path is not None:
+            torch.save(record, f"{self.path}.rank{get_global_rank()}")
+
+
+def _weights(unit: Any) -> dict[str, torch.Tensor]:
+    module = getattr(unit.module, "module", unit.module)  # unwrap DDP
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+class KillAt(Callback):
+    """SIGKILLs this process after train step ``step``, once (a marker file remembers).
+
+    Args:
+        step: the global step after which to die.
+        marker: a file created just before the kill; when it exists, nothing happens.
+    """
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step, self.marker = step, marker
+
+    def on_train_step_end(self, state: State, unit: Any) -> None:
+        if unit.train_progress.num_steps_completed == self.step and not os.path.exists(
+            self.marker
+        ):
+            with open(self.marker, "w") as f:
+                f.write("killed")
+            os.kill(os.getpid(), signal.SIGKILL)

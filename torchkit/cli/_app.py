@@ -91,7 +91,7 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
     """
     parser = build_parser(sub)
     try:
-        cfg = parser.parse_args(argv)
+        cfg = parser.parse_args(_with_run_config(sub, argv))
     except SystemExit:
         raise
     except Exception as exc:  # jsonargparse's ArgumentError, also for unreadable files
@@ -109,7 +109,7 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
                                has_loggers=False)
     callbacks = check_components(cfg.callbacks, "callbacks", log_dir=log_dir, ckpt_dir=ckpt_dir,
                                  has_loggers=bool(loggers))
-    text = parser.dump(cfg, skip_none=False)
+    text = parser.dump(cfg)
     plan = None
     if run_dir is not None and sub.trains:
         semantic = semantic_view(_as_dict(parser, cfg), limit_keys)
@@ -118,8 +118,35 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
     return Prepared(sub, parser, cfg, callbacks, loggers, plan, checkpoint, text, limits)
 
 
+def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:
+    """``evaluate``/``predict`` on a run dir without ``--config``: start from its config.yaml.
+
+    Only the unit, the eval data and the seed are taken: the training run's callbacks,
+    loggers and limits are not the evaluation's.
+    """
+    if sub.trains or "--config" in argv or not any(a.startswith("--run_dir") for a in argv):
+        return argv
+    import yaml
+
+    i = next(i for i, a in enumerate(argv) if a.startswith("--run_dir"))
+    run_dir = argv[i].partition("=")[2] or (argv[i + 1] if i + 1 < len(argv) else "")
+    fs, root = url_to_fs(run_dir)
+    try:
+        with fs.open(join_url(root, "config.yaml"), "r") as f:
+            saved = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        return argv
+    except (OSError, yaml.YAMLError) as exc:
+        raise CLIError("run_dir", run_dir, f"expected a readable config.yaml ({exc})",
+                       "Pass --config explicitly") from None
+    keep = {k: saved[k] for k in ("unit", "eval_dataloader", "seed") if k in saved}
+    if sub.name == "predict":
+        keep.pop("eval_dataloader", None)
+    return ["--config", yaml.safe_dump(keep), *argv]
+
+
 def _as_dict(parser: Any, cfg: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(parser.dump(cfg, format="json", skip_none=False))
+    data: dict[str, Any] = json.loads(parser.dump(cfg, format="json"))
     return data
 
 

@@ -16,7 +16,11 @@ from torchkit.utils.fs import join_url
 
 __all__ = ["Component", "build_component", "check_components", "resolve_class"]
 
-_LOG_FILES = {"CSVLogger": "metrics.csv", "JSONLogger": "metrics.jsonl"}
+_LOG_FILES = {
+    "CSVLogger": "metrics.csv",
+    "JSONLogger": "metrics.jsonl",
+    "TensorBoardLogger": "tensorboard",
+}
 
 
 @dataclass
@@ -134,7 +138,8 @@ _SHARED_LOGGERS: Any = NO_VALUE
 def build_component(component: Component, shared_loggers: list[Any]) -> Any:
     """Build the entry's object: its parsed arguments plus the CLI-filled ones."""
     built = component.parser.instantiate(component.parsed)
-    kwargs = dict(vars(built.init_args)) if built.init_args is not None else {}
+    init_args = getattr(built, "init_args", None)
+    kwargs = dict(vars(init_args)) if init_args is not None else {}
     for name, value in component.filled.items():
         kwargs[name] = shared_loggers if value is _SHARED_LOGGERS else value
     return component.cls(**kwargs)

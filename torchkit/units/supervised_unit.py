@@ -169,10 +169,27 @@ class SupervisedUnit(AutoUnit[Any]):
             "Subclass SupervisedUnit and override split_batch for other batches."
         )
 
+    def forward(self, inputs: Any) -> Any:
+        """``module(inputs)``; a tuple of inputs is passed as separate arguments."""
+        return self.module(*inputs) if isinstance(inputs, tuple) else self.module(inputs)
+
     def compute_loss(self, state: State, data: Any) -> tuple[torch.Tensor, Any]:
         inputs, target = self.split_batch(data)
-        outputs = self.module(*inputs) if isinstance(inputs, tuple) else self.module(inputs)
+        outputs = self.forward(inputs)
         return self.loss_fn(outputs, target), outputs
+
+    def predict_step(self, state: State, data: Any) -> Any:
+        """The module's outputs for a batch's input (``(x, y)``, ``(x,)``, ``x`` or a dict)."""
+        if isinstance(data, Mapping):
+            inputs = data[self.input_key]
+        elif isinstance(data, (tuple, list)):
+            inputs = self.split_batch(data)[0] if len(data) >= 2 else data[0]
+        else:
+            inputs = data
+        with self.precision.autocast():
+            outputs = self.forward(inputs)
+        self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)
+        return outputs
 
     def update_metrics(self, state: State, data: Any, outputs: Any) -> None:
         is_train = state.active_phase == ActivePhase.TRAIN
