@@ -89,6 +89,7 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
     Raises:
         CLIError: any bad input, with the dotted key, the value and a fix.
     """
+    _check_config_files(argv)
     parser = build_parser(sub)
     try:
         cfg = parser.parse_args(_with_run_config(sub, argv))
@@ -116,6 +117,32 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
         plan = plan_run_dir(run_dir, cfg.resume, semantic)
     checkpoint = _resolve_checkpoint(sub, cfg, ckpt_dir)
     return Prepared(sub, parser, cfg, callbacks, loggers, plan, checkpoint, text, limits)
+
+
+def _check_config_files(argv: list[str]) -> None:
+    """Each ``--config`` file exists and is complete YAML (a clear error before parsing)."""
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.partition("=")[2]
+        else:
+            continue
+        if "\n" in path or path.lstrip().startswith("{"):
+            continue  # an inline YAML/JSON string, parsed by jsonargparse
+        try:
+            fs, inner = url_to_fs(path)
+            with fs.open(inner, "r") as f:
+                yaml.safe_load(f)
+        except OSError as exc:
+            raise CLIError("config", path, f"expected a readable file ({type(exc).__name__}: "
+                           f"{exc})", "Check the path and its permissions") from None
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(exc).split())
+            raise CLIError("config", path, f"expected complete, valid YAML ({detail})",
+                           "Fix the file at the line shown (it may be truncated)") from None
 
 
 def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:

@@ -33,6 +33,7 @@ NO_VALUE = _NO_VALUE
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
 _OPTION = re.compile(r"Option '([^']+)' is not accepted|[Uu]nrecognized arguments: (\S+)")
 _REQUIRED = re.compile(r"the following arguments are required: (.+)")
+_CLASS_PATH = re.compile(r"class_path '([^']+)'")
 _GOT = re.compile(r"(?:Got value|Given value): (.+)")
 
 
@@ -45,15 +46,20 @@ def from_parser_error(message: str, known_keys: Iterable[str], prefix: str = "")
     # nested keys of a class_path's arguments live under its init_args
     sep = ".init_args." if "class_path" in message else "."
     key = sep.join(k for k in keys if k)
+    if key.startswith("init_args."):  # a component parser's own key (callbacks[0].init_args...)
+        key, sep = key, "."
     if option is not None:
         bad = (option.group(1) or option.group(2) or "").lstrip("-")
-        close = difflib.get_close_matches(bad, list(known_keys), n=1)
+        classes = _CLASS_PATH.findall(message)
+        names = _init_arg_names(classes[-1]) if classes else list(known_keys)
+        close = difflib.get_close_matches(bad, names, n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
-        full = ".".join(p for p in (prefix, key, bad) if p)
+        nested = sep if key else ""
+        full = ".".join(p for p in (prefix, key + nested + bad if key else bad) if p)
         return CLIError(
             full,
             _NO_VALUE,
-            f"this key is not accepted here ({_first_line(message)})",
+            f"this key is not accepted here ({_last_line(message)})",
             f"{hint}See the accepted keys and their defaults with --print_config or --help",
         )
     required = _REQUIRED.search(message)
@@ -74,5 +80,18 @@ def from_parser_error(message: str, known_keys: Iterable[str], prefix: str = "")
     )
 
 
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else message
+def _last_line(message: str) -> str:
+    return message.strip().splitlines()[-1].strip() if message.strip() else message
+
+
+def _init_arg_names(class_path: str) -> list[str]:
+    """The constructor parameters of ``class_path`` (empty when it cannot be imported)."""
+    import importlib
+    import inspect
+
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        return [p for p in inspect.signature(cls).parameters if p != "self"]
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []
