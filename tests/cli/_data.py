@@ -124,3 +124,33 @@ class KillAt(Callback):
             with open(self.marker, "w") as f:
                 f.write("killed")
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+try:
+    from torchdata.stateful_dataloader import StatefulDataLoader
+except ImportError:  # pragma: no cover - torchdata is in the dev extra
+    StatefulDataLoader = DataLoader  # type: ignore[misc,assignment]
+
+
+class StatefulRegressionLoader(StatefulDataLoader):  # type: ignore[misc]
+    """``RandomRegressionLoader`` on torchdata's ``StatefulDataLoader`` (exact mid-epoch resume).
+
+    Args:
+        num_samples: how many pairs.
+        input_dim: the width of ``x``.
+        seed: the data generator's seed.
+        batch_size: the batch size.
+        shuffle: reshuffle every epoch.
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 64,
+        input_dim: int = 4,
+        seed: int = 0,
+        batch_size: int = 16,
+        shuffle: bool = False,
+    ) -> None:
+        super().__init__(
+            RandomRegression(num_samples, input_dim, seed), batch_size=batch_size, shuffle=shuffle
+        )
