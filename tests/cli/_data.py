@@ -118,9 +118,7 @@ class KillAt(Callback):
         self.step, self.marker = step, marker
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
-        if unit.train_progress.num_steps_completed == self.step and not os.path.exists(
-            self.marker
-        ):
+        if unit.train_progress.num_steps_completed == self.step and not os.path.exists(self.marker):
             with open(self.marker, "w") as f:
                 f.write("killed")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 pytest.importorskip("jsonargparse")
-import yaml  # noqa: E402  (jsonargparse's one dependency)
+import yaml
 
-from torchkit.cli import main  # noqa: E402
+from torchkit.cli import main
 
 BASE: dict[str, Any] = {
     "seed": 0,

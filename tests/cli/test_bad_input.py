@@ -23,16 +23,18 @@ BAD = {
     "misspelled_key": ({"max_epoch": 3}, ["max_epoch", "Did you mean 'max_epochs'"]),
     "wrong_type": ({"max_epochs": "many"}, ["max_epochs", "many", "Correct the value"]),
     "bad_class_path": (
-        {"unit": {"class_path": "no_such_pkg.Unit"}}, ["unit", "no_such_pkg.Unit", "Correct"]
+        {"unit": {"class_path": "no_such_pkg.Unit"}},
+        ["unit", "no_such_pkg.Unit", "Correct"],
     ),
     "misspelled_init_arg": (
-        {"unit": _unit_with(input_kye="x")}, ["unit.init_args.input_kye", "Did you mean 'input_key'"]
+        {"unit": _unit_with(input_kye="x")},
+        ["unit.init_args.input_kye", "Did you mean 'input_key'"],
     ),
     "bad_callback": (
         {"callbacks": [{"class_path": "NoSuchCallback"}]},
         ["callbacks[0].class_path", "NoSuchCallback", "TQDMProgressBar"],
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -54,9 +54,13 @@ def test_override_max_epochs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert CAPTURED["run"]["steps"] == 12
 
 
-def test_override_lr_zero_leaves_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_override_lr_zero_leaves_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = write(tmp_path / "a.yaml", config())
-    code, _, err = run(["fit", "--config", a, "--unit.init_args.optimizer.init_args.lr", "0"], capsys)
+    code, _, err = run(
+        ["fit", "--config", a, "--unit.init_args.optimizer.init_args.lr", "0"], capsys
+    )
     assert code == 0, err
     record = CAPTURED["run"]
     assert record["steps"] == 8
@@ -98,21 +102,26 @@ def test_loggers_are_wrapped_and_paths_default_under_run_dir(
     run_dir = tmp_path / "run"
     cfg = config(loggers=["CSVLogger"], log_every_n_steps=2)
     cfg["callbacks"].append({"class_path": "DistributedCheckpointSaver"})
-    code, _, err = run(["fit", "--config", write(tmp_path / "a.yaml", cfg),
-                        "--run_dir", str(run_dir)], capsys)  # fmt: skip
+    code, _, err = run(
+        ["fit", "--config", write(tmp_path / "a.yaml", cfg), "--run_dir", str(run_dir)], capsys
+    )
     assert code == 0, err
     lines = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
     assert "train/loss" in lines[0] and len(lines) >= 4  # steps 2, 4, 6, 8 (+ eval rows)
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["epoch_2_train_step_8"]
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "config.yaml", "fingerprint.json", "logs",
-    ]  # fmt: skip
+        "checkpoints",
+        "config.yaml",
+        "fingerprint.json",
+        "logs",
+    ]
 
 
 def test_validate_config_builds_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write(tmp_path / "a.yaml", config())
-    code, out, err = run(["validate-config", "fit", "--config", a, "--run_dir",
-                          str(tmp_path / "run")], capsys)  # fmt: skip
+    code, out, err = run(
+        ["validate-config", "fit", "--config", a, "--run_dir", str(tmp_path / "run")], capsys
+    )
     assert code == 0, err
     assert "valid" in out
     assert CAPTURED == {} and not (tmp_path / "run").exists()

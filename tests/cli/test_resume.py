@@ -86,8 +86,21 @@ def test_changed_lr_refuses_unless_force(
     assert code == 2
     assert "unit.init_args.optimizer.init_args.lr: 0.05 -> 0.1" in err and "force" in err
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
-    code, _, err = run(["fit", "--config", a, "--run_dir", str(run_dir), *lr, "--max_epochs",
-                        "2", "--resume", "force"], capsys)  # fmt: skip
+    code, _, err = run(
+        [
+            "fit",
+            "--config",
+            a,
+            "--run_dir",
+            str(run_dir),
+            *lr,
+            "--max_epochs",
+            "2",
+            "--resume",
+            "force",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert CAPTURED["run"]["steps"] == 8  # continued from step 4
     assert (run_dir / "config.1.yaml").exists()
@@ -111,13 +124,27 @@ def test_evaluate_latest_checkpoint_of_a_run(
     run_dir = str(tmp_path / "run")
     a = write(tmp_path / "a.yaml", _cfg(max_epochs=1))
     assert run(["fit", "--config", a, "--run_dir", run_dir], capsys)[0] == 0
-    code, out, err = run(["evaluate", "--run_dir", run_dir, "--checkpoint", "latest",
-                          "--loggers", '["StdoutLogger"]', "--log_every_n_steps", "1"], capsys)  # fmt: skip
+    code, out, err = run(
+        [
+            "evaluate",
+            "--run_dir",
+            run_dir,
+            "--checkpoint",
+            "latest",
+            "--loggers",
+            '["StdoutLogger"]',
+            "--log_every_n_steps",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "eval/loss" in out
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "checkpoints", "config.yaml", "fingerprint.json",
-    ]  # fmt: skip
+        "checkpoints",
+        "config.yaml",
+        "fingerprint.json",
+    ]
 
 
 @pytest.mark.slow
@@ -128,16 +155,24 @@ def test_sigkill_mid_epoch_then_rerun_is_bit_identical(
     CAPTURED.clear()
     cfg = _cfg(MID_EPOCH_SAVER)
     cfg["callbacks"].append(  # type: ignore[attr-defined]
-        {"class_path": "tests.cli._data.KillAt",
-         "init_args": {"step": 7, "marker": str(tmp_path / "killed")}}
-    )  # fmt: skip
+        {
+            "class_path": "tests.cli._data.KillAt",
+            "init_args": {"step": 7, "marker": str(tmp_path / "killed")},
+        }
+    )
     args = ["fit", "--config", write(tmp_path / "a.yaml", cfg), "--run_dir", str(tmp_path / "r")]
-    proc = subprocess.run([sys.executable, "-m", "torchkit", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "torchkit", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == -9, proc.stderr  # killed in epoch 2, after the step-6 save
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == [
-        "epoch_0_train_step_3", "epoch_1_train_step_6",
-    ]  # fmt: skip
+        "epoch_0_train_step_3",
+        "epoch_1_train_step_6",
+    ]
     assert (tmp_path / "killed").exists()
     code, _, err = run(args, capsys)  # the same command again
     assert code == 0, err

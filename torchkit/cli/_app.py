@@ -47,7 +47,7 @@ class Prepared:
 
 
 def run(argv: list[str]) -> int:
-    """Dispatch ``argv`` (without the program name); 0 on success, ``SystemExit(2)`` on bad input."""
+    """Dispatch ``argv`` (no program name): 0 on success, ``SystemExit(2)`` on bad input."""
     if not argv or argv[0] in ("-h", "--help"):
         rows = "\n".join(f"  {s.name:<16}{s.help}" for s in SUBCOMMANDS.values())
         rows += "\n  validate-config parse and type-check a config for a subcommand, build nothing"
@@ -61,9 +61,14 @@ def run(argv: list[str]) -> int:
         name, rest = (rest[0], rest[1:]) if rest and rest[0] in SUBCOMMANDS else ("fit", rest)
     if name not in SUBCOMMANDS:
         close = difflib.get_close_matches(name, [*SUBCOMMANDS, "validate-config"], n=1)
-        _fail(CLIError("subcommand", name, "expected one of " + ", ".join(
-            [*SUBCOMMANDS, "validate-config"]), f"Did you mean {close[0]!r}?" if close else
-            "Run torchkit --help"))
+        _fail(
+            CLIError(
+                "subcommand",
+                name,
+                "expected one of " + ", ".join([*SUBCOMMANDS, "validate-config"]),
+                f"Did you mean {close[0]!r}?" if close else "Run torchkit --help",
+            )
+        )
     # like `python -m`: modules next to where the command runs are importable by class_path
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -101,15 +106,21 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
     limits = {k: cfg[k] for k in limit_keys}
     _check_limits(sub, limits)
     if cfg.log_every_n_steps < 1:
-        raise CLIError("log_every_n_steps", cfg.log_every_n_steps, "expected an int >= 1",
-                       "Pass e.g. --log_every_n_steps 10")
+        raise CLIError(
+            "log_every_n_steps",
+            cfg.log_every_n_steps,
+            "expected an int >= 1",
+            "Pass e.g. --log_every_n_steps 10",
+        )
     run_dir = cfg.run_dir
     log_dir = None if run_dir is None else join_url(run_dir, "logs", *_log_subdir(sub))
     ckpt_dir = None if run_dir is None else join_url(run_dir, "checkpoints")
-    loggers = check_components(cfg.loggers, "loggers", log_dir=log_dir, ckpt_dir=None,
-                               has_loggers=False)
-    callbacks = check_components(cfg.callbacks, "callbacks", log_dir=log_dir, ckpt_dir=ckpt_dir,
-                                 has_loggers=bool(loggers))
+    loggers = check_components(
+        cfg.loggers, "loggers", log_dir=log_dir, ckpt_dir=None, has_loggers=False
+    )
+    callbacks = check_components(
+        cfg.callbacks, "callbacks", log_dir=log_dir, ckpt_dir=ckpt_dir, has_loggers=bool(loggers)
+    )
     text = parser.dump(cfg)
     plan = None
     if run_dir is not None and sub.trains:
@@ -137,12 +148,20 @@ def _check_config_files(argv: list[str]) -> None:
             with fs.open(inner, "r") as f:
                 yaml.safe_load(f)
         except OSError as exc:
-            raise CLIError("config", path, f"expected a readable file ({type(exc).__name__}: "
-                           f"{exc})", "Check the path and its permissions") from None
+            raise CLIError(
+                "config",
+                path,
+                f"expected a readable file ({type(exc).__name__}: {exc})",
+                "Check the path and its permissions",
+            ) from None
         except yaml.YAMLError as exc:
             detail = " ".join(str(exc).split())
-            raise CLIError("config", path, f"expected complete, valid YAML ({detail})",
-                           "Fix the file at the line shown (it may be truncated)") from None
+            raise CLIError(
+                "config",
+                path,
+                f"expected complete, valid YAML ({detail})",
+                "Fix the file at the line shown (it may be truncated)",
+            ) from None
 
 
 def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:
@@ -164,8 +183,12 @@ def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:
     except FileNotFoundError:
         return argv
     except (OSError, yaml.YAMLError) as exc:
-        raise CLIError("run_dir", run_dir, f"expected a readable config.yaml ({exc})",
-                       "Pass --config explicitly") from None
+        raise CLIError(
+            "run_dir",
+            run_dir,
+            f"expected a readable config.yaml ({exc})",
+            "Pass --config explicitly",
+        ) from None
     keep = {k: saved[k] for k in ("unit", "eval_dataloader", "seed") if k in saved}
     if sub.name == "predict":
         keep.pop("eval_dataloader", None)
@@ -192,7 +215,9 @@ def _check_limits(sub: Subcommand, limits: dict[str, Any]) -> None:
             elif key.startswith("evaluate_every_n_"):
                 check_every_n(key, value)
         except (TypeError, ValueError) as exc:
-            raise CLIError(key, value, str(exc), f"Pass e.g. --{key} 10, or leave it unset") from None
+            raise CLIError(
+                key, value, str(exc), f"Pass e.g. --{key} 10, or leave it unset"
+            ) from None
 
 
 def _resolve_checkpoint(sub: Subcommand, cfg: Any, ckpt_dir: str | None) -> str | None:
@@ -203,8 +228,12 @@ def _resolve_checkpoint(sub: Subcommand, cfg: Any, ckpt_dir: str | None) -> str 
     if spec != "latest" and not spec.startswith("best"):
         return str(spec)
     if ckpt_dir is None:
-        raise CLIError("checkpoint", spec, "expected run_dir to be set for latest/best",
-                       "Pass --run_dir of the training run, or a checkpoint URL")
+        raise CLIError(
+            "checkpoint",
+            spec,
+            "expected run_dir to be set for latest/best",
+            "Pass --run_dir of the training run, or a checkpoint URL",
+        )
     from torchkit.checkpoint import get_best_checkpoint_path, get_latest_checkpoint_path
 
     if spec == "latest":
@@ -213,8 +242,12 @@ def _resolve_checkpoint(sub: Subcommand, cfg: Any, ckpt_dir: str | None) -> str 
         metric, mode = _best_metric(spec, cfg.run_dir)
         path = get_best_checkpoint_path(ckpt_dir, metric, mode)
     if path is None:
-        raise CLIError("checkpoint", spec, f"expected a committed checkpoint under {ckpt_dir}",
-                       "Train with a DistributedCheckpointSaver first, or pass a URL")
+        raise CLIError(
+            "checkpoint",
+            spec,
+            f"expected a committed checkpoint under {ckpt_dir}",
+            "Train with a DistributedCheckpointSaver first, or pass a URL",
+        )
     return path
 
 
@@ -226,9 +259,13 @@ def _best_metric(spec: str, run_dir: str) -> tuple[str, str]:
         found = _best_config_of_run(run_dir)
         if found is not None:
             return found
-    raise CLIError("checkpoint", spec, "expected best:<metric>:<min|max> (plain best needs the "
-                   "run's config.yaml to name a best_checkpoint_config)",
-                   "Pass e.g. --checkpoint best:eval/accuracy:max")
+    raise CLIError(
+        "checkpoint",
+        spec,
+        "expected best:<metric>:<min|max> (plain best needs the "
+        "run's config.yaml to name a best_checkpoint_config)",
+        "Pass e.g. --checkpoint best:eval/accuracy:max",
+    )
 
 
 def _best_config_of_run(run_dir: str) -> tuple[str, str] | None:
@@ -241,7 +278,11 @@ def _best_config_of_run(run_dir: str) -> tuple[str, str] | None:
     except (OSError, yaml.YAMLError):
         return None
     for cb in saved.get("callbacks") or []:
-        best = (cb.get("init_args") or {}).get("best_checkpoint_config") if isinstance(cb, dict) else None
+        best = (
+            (cb.get("init_args") or {}).get("best_checkpoint_config")
+            if isinstance(cb, dict)
+            else None
+        )
         if isinstance(best, dict) and "monitored_metric" in best:
             return str(best["monitored_metric"]), str(best.get("mode", "min"))
     return None

@@ -66,7 +66,11 @@ def resolve_class(key: str, class_path: Any, package: str) -> type:
 
 
 def check_components(
-    raw: list[Any] | None, kind: str, *, log_dir: str | None, ckpt_dir: str | None,
+    raw: list[Any] | None,
+    kind: str,
+    *,
+    log_dir: str | None,
+    ckpt_dir: str | None,
     has_loggers: bool,
 ) -> list[Component]:
     """Validate each entry of the ``kind`` list (``callbacks``/``loggers``), building nothing.
@@ -81,18 +85,27 @@ def check_components(
         spec = {"class_path": entry} if isinstance(entry, str) else dict(entry)
         unknown = set(spec) - {"class_path", "init_args"}
         if unknown or "class_path" not in spec:
-            raise CLIError(key, entry, "expected {class_path: ..., init_args: {...}}",
-                           "Give each entry a class_path and optional init_args")
+            raise CLIError(
+                key,
+                entry,
+                "expected {class_path: ..., init_args: {...}}",
+                "Give each entry a class_path and optional init_args",
+            )
         cls = resolve_class(key, spec["class_path"], package)
         _check_kind(key, cls, kind, spec["class_path"])
         init_args = spec.get("init_args") or {}
         if not isinstance(init_args, Mapping):
-            raise CLIError(f"{key}.init_args", init_args, "expected a mapping",
-                           "Write init_args: {name: value}")
+            raise CLIError(
+                f"{key}.init_args",
+                init_args,
+                "expected a mapping",
+                "Write init_args: {name: value}",
+            )
         filled = _defaults(cls, set(init_args), kind, log_dir, ckpt_dir, has_loggers)
         parser = ArgumentParser(exit_on_error=False)
-        parser.add_class_arguments(cls, "init_args", instantiate=False, skip=set(filled),
-                                   fail_untyped=False)
+        parser.add_class_arguments(
+            cls, "init_args", instantiate=False, skip=set(filled), fail_untyped=False
+        )
         try:
             parsed = parser.parse_object({"init_args": dict(init_args)})
         except Exception as exc:  # jsonargparse raises ArgumentError / TypeError subclasses
@@ -107,15 +120,27 @@ def _check_kind(key: str, cls: type, kind: str, class_path: str) -> None:
         from torchkit.callbacks import Callback
 
         if not issubclass(cls, Callback):
-            raise CLIError(f"{key}.class_path", class_path, "expected a torchkit Callback "
-                           "subclass", "List loggers under loggers:, callbacks under callbacks:")
+            raise CLIError(
+                f"{key}.class_path",
+                class_path,
+                "expected a torchkit Callback subclass",
+                "List loggers under loggers:, callbacks under callbacks:",
+            )
     elif not all(callable(getattr(cls, m, None)) for m in ("log", "log_dict", "close")):
-        raise CLIError(f"{key}.class_path", class_path, "expected a MetricLogger (log, "
-                       "log_dict, close)", "Name a torchkit.loggers class or a compatible one")
+        raise CLIError(
+            f"{key}.class_path",
+            class_path,
+            "expected a MetricLogger (log, log_dict, close)",
+            "Name a torchkit.loggers class or a compatible one",
+        )
 
 
 def _defaults(
-    cls: type, given: set[str], kind: str, log_dir: str | None, ckpt_dir: str | None,
+    cls: type,
+    given: set[str],
+    kind: str,
+    log_dir: str | None,
+    ckpt_dir: str | None,
     has_loggers: bool,
 ) -> dict[str, Any]:
     """The arguments the CLI fills: ``dirpath``/``path`` under run_dir, shared ``loggers``."""

@@ -66,17 +66,20 @@ def from_parser_error(message: str, known_keys: Iterable[str], prefix: str = "")
     if required is not None:
         names = [n.strip() for n in required.group(1).split(",")]
         full = ".".join(p for p in (prefix, key, names[0]) if p)
-        return CLIError(full, _NO_VALUE, f"this key is required ({', '.join(names)} missing)",
-                        "Set it in the config file or with --key; paths (dirpath, path) "
-                        "default under run_dir when run_dir is set")
+        return CLIError(
+            full,
+            _NO_VALUE,
+            f"this key is required ({', '.join(names)} missing)",
+            "Set it in the config file or with --key; paths (dirpath, path) "
+            "default under run_dir when run_dir is set",
+        )
     full = ".".join(p for p in (prefix, key) if p)
     detail = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return CLIError(
         full,
         value,
         f"expected a value of the right type and range ({detail})",
-        "Correct the value in the config file or the --key override; --help lists each "
-        "key's type",
+        "Correct the value in the config file or the --key override; --help lists each key's type",
     )
 
 

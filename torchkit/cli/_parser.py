@@ -42,14 +42,30 @@ class Subcommand:
 SUBCOMMANDS: dict[str, Subcommand] = {
     s.name: s
     for s in (
-        Subcommand("fit", "fit", "TrainUnit", ("train_dataloader", "eval_dataloader"),
-                   "train with periodic evaluation (torchkit.fit)"),
-        Subcommand("train", "train", "TrainUnit", ("train_dataloader",),
-                   "train only (torchkit.train)"),
-        Subcommand("evaluate", "evaluate", "EvalUnit", ("eval_dataloader",),
-                   "evaluate once, optionally from a checkpoint (torchkit.evaluate)"),
-        Subcommand("predict", "predict", "PredictUnit", ("predict_dataloader",),
-                   "predict once, optionally from a checkpoint (torchkit.predict)"),
+        Subcommand(
+            "fit",
+            "fit",
+            "TrainUnit",
+            ("train_dataloader", "eval_dataloader"),
+            "train with periodic evaluation (torchkit.fit)",
+        ),
+        Subcommand(
+            "train", "train", "TrainUnit", ("train_dataloader",), "train only (torchkit.train)"
+        ),
+        Subcommand(
+            "evaluate",
+            "evaluate",
+            "EvalUnit",
+            ("eval_dataloader",),
+            "evaluate once, optionally from a checkpoint (torchkit.evaluate)",
+        ),
+        Subcommand(
+            "predict",
+            "predict",
+            "PredictUnit",
+            ("predict_dataloader",),
+            "predict once, optionally from a checkpoint (torchkit.predict)",
+        ),
     )
 }
 
@@ -79,17 +95,21 @@ def build_parser(sub: Subcommand) -> ArgumentParser:
     )
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file (repeatable)")
     parser.add_argument(
-        "--unit", type=getattr(units, sub.unit_base), required=True,
+        "--unit",
+        type=getattr(units, sub.unit_base),
+        required=True,
         help=f"the unit: class_path of a torchkit.units.{sub.unit_base} subclass (e.g. "
         "torchkit.units.SupervisedUnit) and its init_args",
     )
     for key in sub.loaders:
         parser.add_argument(
-            f"--{key}", type=Batches, required=True,
+            f"--{key}",
+            type=Batches,
+            required=True,
             help="class_path of an iterable of batches (e.g. torch.utils.data.DataLoader)",
         )
     parser.add_function_arguments(
-        fn, skip=set(positional) | _FILLED_BY_CLI, as_group=False, fail_untyped=False
+        fn, skip={*positional, *_FILLED_BY_CLI}, as_group=False, fail_untyped=False
     )
     _add_run_arguments(parser, sub)
     return parser
@@ -97,31 +117,49 @@ def build_parser(sub: Subcommand) -> ArgumentParser:
 
 def _add_run_arguments(parser: ArgumentParser, sub: Subcommand) -> None:
     parser.add_argument(
-        "--callbacks", type=ComponentList, default=None,
+        "--callbacks",
+        type=ComponentList,
+        default=None,
         help="callbacks: class_path (short names for torchkit's own, e.g. TQDMProgressBar) "
         "and init_args; dirpath/loggers left out default to run_dir and the loggers list",
     )
     parser.add_argument(
-        "--loggers", type=ComponentList, default=None,
+        "--loggers",
+        type=ComponentList,
+        default=None,
         help="metric loggers (e.g. CSVLogger), wrapped in one MetricsLogger; path left out "
         "defaults to run_dir/logs",
     )
-    parser.add_argument("--log_every_n_steps", type=int, default=10,
-                        help="the MetricsLogger interval for the loggers list")
-    parser.add_argument("--seed", type=int | None, default=None,
-                        help="seed python, numpy and torch before anything is built")
     parser.add_argument(
-        "--run_dir", type=str | None, default=None,
+        "--log_every_n_steps",
+        type=int,
+        default=10,
+        help="the MetricsLogger interval for the loggers list",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int | None,
+        default=None,
+        help="seed python, numpy and torch before anything is built",
+    )
+    parser.add_argument(
+        "--run_dir",
+        type=str | None,
+        default=None,
         help="run directory (fsspec URL): config.yaml, checkpoints/ and logs/ go under it",
     )
     parser.add_argument(
-        "--resume", type=Resume, default="auto",
+        "--resume",
+        type=Resume,
+        default="auto",
         help="never: a fresh run dir only; auto: continue the run in run_dir when its config "
         "matches; force: continue even when it does not",
     )
     if not sub.trains:
         parser.add_argument(
-            "--checkpoint", type=str | None, default=None,
+            "--checkpoint",
+            type=str | None,
+            default=None,
             help="restore before running: latest, best, best:<metric>:<min|max> (under "
             "run_dir/checkpoints) or a checkpoint URL",
         )

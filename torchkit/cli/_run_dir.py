@@ -19,11 +19,21 @@ CONFIG_FILE = "config.yaml"
 # Keys that change how a run is driven, logged or stored, never what it computes: a run
 # resumed with other values for them continues the same training.
 NON_SEMANTIC_TOP = {
-    "config", "callbacks", "loggers", "log_every_n_steps", "run_dir", "resume", "checkpoint",
+    "config",
+    "callbacks",
+    "loggers",
+    "log_every_n_steps",
+    "run_dir",
+    "resume",
+    "checkpoint",
     "__path__",
 }
 NON_SEMANTIC_LOADER_ARGS = {
-    "num_workers", "pin_memory", "pin_memory_device", "persistent_workers", "prefetch_factor",
+    "num_workers",
+    "pin_memory",
+    "pin_memory_device",
+    "persistent_workers",
+    "prefetch_factor",
     "timeout",
 }
 
@@ -41,9 +51,12 @@ def semantic_view(config: Mapping[str, Any], limit_keys: Iterable[str]) -> dict[
         if key not in skip:
             _flatten(key, value, flat)
     return {
-        k: v for k, v in flat.items()
-        if not (k.endswith("dataloader.init_args." + k.rsplit(".", 1)[-1])
-                and k.rsplit(".", 1)[-1] in NON_SEMANTIC_LOADER_ARGS)
+        k: v
+        for k, v in flat.items()
+        if not (
+            k.endswith("dataloader.init_args." + k.rsplit(".", 1)[-1])
+            and k.rsplit(".", 1)[-1] in NON_SEMANTIC_LOADER_ARGS
+        )
     }
 
 
@@ -93,25 +106,38 @@ def plan_run_dir(run_dir: str, resume: str, semantic: dict[str, Any]) -> RunDirP
     names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries}
     if CONFIG_FILE not in names:
         if names:
-            raise CLIError("run_dir", run_dir, f"expected an empty directory or a torchkit run "
-                           f"directory, found {sorted(names)} but no {CONFIG_FILE}",
-                           "Pick a new run_dir; nothing was changed")
+            raise CLIError(
+                "run_dir",
+                run_dir,
+                f"expected an empty directory or a torchkit run "
+                f"directory, found {sorted(names)} but no {CONFIG_FILE}",
+                "Pick a new run_dir; nothing was changed",
+            )
         return RunDirPlan(run_dir, CONFIG_FILE, False, digest, semantic)
     if resume == "never":
-        raise CLIError("resume", resume, f"expected a fresh run_dir, but {run_dir} holds a run "
-                       f"({CONFIG_FILE})", "Pass --resume auto to continue it, or pick a new "
-                       "run_dir; nothing was overwritten")
+        raise CLIError(
+            "resume",
+            resume,
+            f"expected a fresh run_dir, but {run_dir} holds a run ({CONFIG_FILE})",
+            "Pass --resume auto to continue it, or pick a new run_dir; nothing was overwritten",
+        )
     saved = _read_fingerprint(fs, join_url(root, FINGERPRINT_FILE), run_dir)
     differing = sorted(
         k for k in set(saved) | set(semantic) if saved.get(k, _MISSING) != semantic.get(k, _MISSING)
     )
     if differing and resume != "force":
-        shown = "; ".join(f"{k}: {saved.get(k, '<unset>')!r} -> {semantic.get(k, '<unset>')!r}"
-                          for k in differing[:12])
-        raise CLIError("resume", resume, f"the config differs from the run in {run_dir} in "
-                       f"{len(differing)} semantic key(s): {shown}",
-                       "Restore those values, use a new run_dir, or pass --resume force to "
-                       "continue anyway; nothing was overwritten")
+        shown = "; ".join(
+            f"{k}: {saved.get(k, '<unset>')!r} -> {semantic.get(k, '<unset>')!r}"
+            for k in differing[:12]
+        )
+        raise CLIError(
+            "resume",
+            resume,
+            f"the config differs from the run in {run_dir} in "
+            f"{len(differing)} semantic key(s): {shown}",
+            "Restore those values, use a new run_dir, or pass --resume force to "
+            "continue anyway; nothing was overwritten",
+        )
     n = 1
     while f"config.{n}.yaml" in names:
         n += 1
@@ -129,9 +155,13 @@ def _read_fingerprint(fs: Any, path: str, run_dir: str) -> dict[str, Any]:
         if not isinstance(semantic, dict):
             raise TypeError("semantic is not a mapping")
     except Exception as exc:
-        raise CLIError("run_dir", run_dir, f"expected a readable {FINGERPRINT_FILE} next to "
-                       f"{CONFIG_FILE} ({type(exc).__name__}: {exc})", "Restore the file from "
-                       "the run, or pick a new run_dir; nothing was overwritten") from None
+        raise CLIError(
+            "run_dir",
+            run_dir,
+            f"expected a readable {FINGERPRINT_FILE} next to "
+            f"{CONFIG_FILE} ({type(exc).__name__}: {exc})",
+            "Restore the file from the run, or pick a new run_dir; nothing was overwritten",
+        ) from None
     return semantic
 
 
@@ -155,5 +185,3 @@ def write_config(plan: RunDirPlan, text: str) -> None:
         with fs.open(tmp, "w") as f:
             f.write(content)
         fs.mv(tmp, final)
-
-

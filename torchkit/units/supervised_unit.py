@@ -84,6 +84,8 @@ class SupervisedUnit(AutoUnit[Any]):
         4
     """
 
+    loss_fn: torch.nn.Module | Callable[..., torch.Tensor]
+
     def __init__(
         self,
         *,
