@@ -33,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ``--help`` / ``--print_config``.
 
     Example:
-        >>> main(["validate-config", "--help"])  # doctest: +SKIP
+        >>> main(["--help"])  # doctest: +ELLIPSIS
+        usage: torchkit <subcommand> ...
+          fit             train with periodic evaluation (torchkit.fit)
+        ...
+        0
     """
     try:
         import jsonargparse  # noqa: F401

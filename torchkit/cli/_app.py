@@ -1,5 +1,4 @@
-"""The run: parse -> validate -> init_from_env -> seed -> instantiate -> write config -> restore
--> run."""
+"""One invocation: parse, validate, init_from_env, seed, build, write config, restore, run."""
 
 from __future__ import annotations
 

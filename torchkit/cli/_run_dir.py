@@ -50,14 +50,13 @@ def semantic_view(config: Mapping[str, Any], limit_keys: Iterable[str]) -> dict[
     for key, value in config.items():
         if key not in skip:
             _flatten(key, value, flat)
-    return {
-        k: v
-        for k, v in flat.items()
-        if not (
-            k.endswith("dataloader.init_args." + k.rsplit(".", 1)[-1])
-            and k.rsplit(".", 1)[-1] in NON_SEMANTIC_LOADER_ARGS
-        )
-    }
+    return {k: v for k, v in flat.items() if not _is_worker_setting(k)}
+
+
+def _is_worker_setting(key: str) -> bool:
+    """``train_dataloader.init_args.num_workers`` and the like (the loader's own arguments)."""
+    parent, _, name = key.rpartition(".")
+    return parent.endswith("dataloader.init_args") and name in NON_SEMANTIC_LOADER_ARGS
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
