@@ -178,3 +178,50 @@ def test_sigkill_mid_epoch_then_rerun_is_bit_identical(
     assert code == 0, err
     assert CAPTURED["run"]["steps"] == 8
     _assert_equal(_final(), reference)
+
+
+def test_evaluate_best_reads_the_runs_best_checkpoint_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = str(tmp_path / "run")
+    best = {"monitored_metric": "eval/loss", "mode": "min"}
+    saver = {
+        "class_path": "DistributedCheckpointSaver",
+        "init_args": {"save_every_n_eval_epochs": 1, "best_checkpoint_config": best},
+    }
+    a = write(tmp_path / "a.yaml", _cfg(saver))
+    assert run(["fit", "--config", a, "--run_dir", run_dir], capsys)[0] == 0
+    logging = ["--loggers", '["StdoutLogger"]', "--log_every_n_steps", "1"]
+    for spec in ("best", "best:eval/loss:min"):
+        code, out, err = run(
+            ["evaluate", "--run_dir", run_dir, "--checkpoint", spec, *logging], capsys
+        )
+        assert code == 0, err
+        assert "eval/loss" in out
+    code, _, err = run(["evaluate", "--run_dir", run_dir, "--checkpoint", "best:x"], capsys)
+    assert code == 2 and "best:<metric>:<min|max>" in err
+
+
+def test_train_and_predict_subcommands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _cfg(max_epochs=1)
+    cfg.pop("eval_dataloader")
+    run_dir = tmp_path / "run"
+    code, _, err = run(
+        ["train", "--config", write(tmp_path / "t.yaml", cfg), "--run_dir", str(run_dir)], capsys
+    )
+    assert code == 0, err
+    assert CAPTURED["run"]["steps"] == 4
+    (ckpt,) = (run_dir / "checkpoints").iterdir()
+    code, _, err = run(
+        [
+            "predict",
+            "--run_dir",
+            str(run_dir),
+            "--checkpoint",
+            str(ckpt),
+            "--predict_dataloader",
+            "tests.cli._data.RandomRegressionLoader",
+        ],
+        capsys,
+    )
+    assert code == 0, err

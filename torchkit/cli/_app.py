@@ -12,7 +12,13 @@ from typing import Any
 
 from torchkit.cli._components import Component, build_component, check_components
 from torchkit.cli._errors import CLIError, from_parser_error
-from torchkit.cli._parser import SUBCOMMANDS, Subcommand, build_parser, entry_point_keys
+from torchkit.cli._parser import (
+    SUBCOMMANDS,
+    Subcommand,
+    build_parser,
+    entry_point_keys,
+    instantiate,
+)
 from torchkit.cli._run_dir import RunDirPlan, plan_run_dir, semantic_view, write_config
 from torchkit.utils.fs import join_url, url_to_fs
 
@@ -294,7 +300,7 @@ def execute(p: Prepared) -> None:
     init_from_env()
     if p.cfg.seed is not None:
         seed(p.cfg.seed)
-    built = _instantiate(p.parser, p.cfg)
+    built = instantiate(p.parser, p.cfg)
     loggers = [build_component(c, []) for c in p.loggers]
     callbacks = _callbacks(p, loggers)
     if p.plan is not None and get_global_rank() == 0:
@@ -306,11 +312,6 @@ def execute(p: Prepared) -> None:
     finally:
         for lg in loggers:
             lg.close()
-
-
-def _instantiate(parser: Any, cfg: Any) -> Any:
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(cfg)
 
 
 def _callbacks(p: Prepared, loggers: list[Any]) -> list[Any]:

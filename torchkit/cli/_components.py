@@ -12,6 +12,7 @@ from typing import Any
 from jsonargparse import ArgumentParser
 
 from torchkit.cli._errors import NO_VALUE, CLIError, from_parser_error
+from torchkit.cli._parser import instantiate
 from torchkit.utils.fs import join_url
 
 __all__ = ["Component", "build_component", "check_components", "resolve_class"]
@@ -162,7 +163,7 @@ _SHARED_LOGGERS: Any = NO_VALUE
 
 def build_component(component: Component, shared_loggers: list[Any]) -> Any:
     """Build the entry's object: its parsed arguments plus the CLI-filled ones."""
-    built = component.parser.instantiate(component.parsed)
+    built = instantiate(component.parser, component.parsed)
     init_args = getattr(built, "init_args", None)
     kwargs = dict(vars(init_args)) if init_args is not None else {}
     for name, value in component.filled.items():

@@ -31,7 +31,9 @@ _NO_VALUE: Any = object()
 NO_VALUE = _NO_VALUE
 
 _KEY = re.compile(r'(?:Parser key|Key) "([^"]+)"')
-_OPTION = re.compile(r"Option '([^']+)' is not accepted|[Uu]nrecognized arguments: (\S+)")
+_OPTION = re.compile(
+    r"(?:Option|Key) '([^']+)' is not (?:accepted|expected)|[Uu]nrecognized arguments: (\S+)"
+)
 _REQUIRED = re.compile(r"the following arguments are required: (.+)")
 _CLASS_PATH = re.compile(r"class_path '([^']+)'")
 _GOT = re.compile(r"(?:Got value|Given value): (.+)")

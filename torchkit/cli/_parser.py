@@ -11,7 +11,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from torchkit.cli._batches import Batches
 
-__all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "entry_point_keys"]
+__all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "entry_point_keys", "instantiate"]
 
 Resume = Literal["never", "auto", "force"]
 ComponentList = list[dict[str, Any] | str] | None
@@ -71,6 +71,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 
 # The entry points' own parameters the CLI fills itself rather than from the config.
 _FILLED_BY_CLI = {"callbacks", "timer"}
+
+
+def instantiate(parser: ArgumentParser, cfg: Any) -> Any:
+    """``parser.instantiate(cfg)`` (named ``instantiate_classes`` before jsonargparse 4.49)."""
+    build = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return build(cfg)
 
 
 def entry_point_keys(sub: Subcommand) -> list[str]:
