@@ -26,11 +26,12 @@ lint: $(VENV)/.installed-dev,cli
 	$(VENV)/bin/ruff format --check torchkit tests examples benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev,cli
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/autounit_overhead.py
 	$(PY) benchmarks/observability_overhead.py
 	$(PY) benchmarks/checkpoint_stall.py
+	$(PY) benchmarks/cli_import.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

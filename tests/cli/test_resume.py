@@ -66,6 +66,7 @@ def test_changed_max_epochs_resumes_bit_identical(
     assert run(["fit", "--config", a, "--run_dir", run_dir], capsys)[0] == 0
     code, _, err = run(["fit", "--config", a, "--run_dir", run_dir, "--max_epochs", "2"], capsys)
     assert code == 0, err
+    assert "continuing the run in" in err and "from step 4 (epoch 1)" in err
     _assert_equal(_final(), reference)
     assert CAPTURED["run"]["steps"] == 8
     names = sorted(p.name for p in (tmp_path / "run").iterdir())

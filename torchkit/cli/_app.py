@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from torchkit.utils.fs import join_url, url_to_fs
 
 __all__ = ["run"]
 
-logger = logging.getLogger(__name__)
 
 _HELP = """usage: torchkit <subcommand> [--config FILE ...] [--key value ...]
 
@@ -332,5 +330,19 @@ def _restore(p: Prepared, unit: Any, loaders: list[Any], callbacks: list[Any]) -
     elif p.plan is not None and p.plan.resuming:
         savers = [cb for cb in callbacks if isinstance(cb, BaseCheckpointer)]
         dirpath = savers[0].dirpath if savers else join_url(p.plan.run_dir, "checkpoints")
-        if DistributedCheckpointSaver.restore_from_latest(dirpath, unit, **kw):
-            logger.info("torchkit: resumed %s from %s", p.plan.run_dir, dirpath)
+        restored = DistributedCheckpointSaver.restore_from_latest(dirpath, unit, **kw)
+        progress = getattr(unit, "train_progress", None)
+        where = (
+            f"from step {progress.num_steps_completed} (epoch {progress.num_epochs_completed})"
+            if restored and progress is not None
+            else "from the start: no committed checkpoint yet"
+        )
+        _note(f"continuing the run in {p.plan.run_dir} {where}; config in {p.plan.config_name}")
+
+
+def _note(message: str) -> None:
+    """A one-line status message on rank 0's stderr."""
+    from torchkit.utils import get_global_rank
+
+    if get_global_rank() == 0:
+        print(f"torchkit: {message}", file=sys.stderr)
