@@ -11,12 +11,13 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
-from torchkit.cli._errors import NO_VALUE, CLIError, from_parser_error
+from torchkit.cli._errors import CLIError, from_parser_error
 from torchkit.cli._parser import instantiate
 from torchkit.utils.fs import join_url
 
 __all__ = ["Component", "build_component", "check_components", "resolve_class"]
 
+_SHARED_LOGGERS: Any = object()  # stands for the loggers list until it is built
 _LOG_FILES = {
     "CSVLogger": "metrics.csv",
     "JSONLogger": "metrics.jsonl",
@@ -156,9 +157,6 @@ def _defaults(
         if kind == "callbacks" and name in params and name not in given and has_loggers:
             filled[name] = _SHARED_LOGGERS
     return filled
-
-
-_SHARED_LOGGERS: Any = NO_VALUE
 
 
 def build_component(component: Component, shared_loggers: list[Any]) -> Any:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["CLIError", "from_parser_error"]
+__all__ = ["NO_VALUE", "CLIError", "from_parser_error"]
 
 
 class CLIError(Exception):
@@ -15,7 +15,7 @@ class CLIError(Exception):
 
     Args:
         key: the dotted key at fault (``unit.init_args.module``), or ``""``.
-        value: the value received (shown with ``repr``), or None when there is none.
+        value: the value received (shown with ``repr``), or ``NO_VALUE`` when there is none.
         rule: what was expected.
         fix: how to fix it.
     """
