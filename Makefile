@@ -19,7 +19,7 @@ example: $(VENV)/.installed-examples
 	$(PY) examples/digits.py
 
 # the test extras: dev plus the optional integrations whose tests run in CI
-TEST_EXTRAS ?= dev,hf
+TEST_EXTRAS ?= dev,hf,cli
 
 test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m pytest -q
@@ -29,12 +29,13 @@ lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(VENV)/bin/ruff format --check torchkit tests examples benchmarks
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/autounit_overhead.py
 	$(PY) benchmarks/observability_overhead.py
 	$(PY) benchmarks/checkpoint_stall.py
 	$(PY) benchmarks/multi_dataloader_overhead.py
+	$(PY) benchmarks/cli_import.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

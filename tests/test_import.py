@@ -13,9 +13,15 @@ import torchkit
 
 # Heavy or optional modules ``import torchkit`` must not pull in (design.md §3).
 FORBIDDEN = (
-    "torch._dynamo", "torch.distributed.checkpoint", "tensorboard", "torchmetrics", "tqdm",
-    "transformers", "torchkit.integrations",
-)  # fmt: skip
+    "torch._dynamo",
+    "torch.distributed.checkpoint",
+    "tensorboard",
+    "torchmetrics",
+    "tqdm",
+    "jsonargparse",
+    "transformers",
+    "torchkit.integrations",
+)
 
 _PROBE = """
 import json, sys

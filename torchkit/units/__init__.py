@@ -3,6 +3,7 @@
 from torchkit.units.app_state_mixin import AppStateMixin
 from torchkit.units.auto_predict_unit import AutoPredictUnit
 from torchkit.units.auto_unit import AutoUnit, TrainStepResults
+from torchkit.units.supervised_unit import LRSchedulerFactory, OptimizerFactory, SupervisedUnit
 from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
 
 __all__ = [
@@ -10,7 +11,10 @@ __all__ = [
     "AutoPredictUnit",
     "AutoUnit",
     "EvalUnit",
+    "LRSchedulerFactory",
+    "OptimizerFactory",
     "PredictUnit",
+    "SupervisedUnit",
     "TrainStepResults",
     "TrainUnit",
 ]
