@@ -4,6 +4,8 @@ from torchkit.callbacks.callback import Callback
 from torchkit.loop import (
     ActivePhase,
     EntryPoint,
+    EvalSet,
+    Evaluators,
     Phase,
     PhaseState,
     Progress,
@@ -32,7 +34,9 @@ __all__ = [
     "AutoUnit",
     "Callback",
     "EntryPoint",
+    "EvalSet",
     "EvalUnit",
+    "Evaluators",
     "Phase",
     "PhaseState",
     "PredictUnit",

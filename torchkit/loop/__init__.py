@@ -1,6 +1,7 @@
 """The loop: entry points, state, progress and callback dispatch."""
 
 from torchkit.loop.evaluate import evaluate
+from torchkit.loop.evaluators import EvalSet, Evaluators
 from torchkit.loop.fit import fit
 from torchkit.loop.predict import predict
 from torchkit.loop.progress import Progress
@@ -10,6 +11,8 @@ from torchkit.loop.train import train
 __all__ = [
     "ActivePhase",
     "EntryPoint",
+    "EvalSet",
+    "Evaluators",
     "Phase",
     "PhaseState",
     "Progress",
