@@ -3,6 +3,7 @@
 from torchkit.callbacks.callback import Callback
 from torchkit.loop import (
     ActivePhase,
+    Duration,
     EntryPoint,
     EvalSet,
     Evaluators,
@@ -33,6 +34,7 @@ __all__ = [
     "AutoPredictUnit",
     "AutoUnit",
     "Callback",
+    "Duration",
     "EntryPoint",
     "EvalSet",
     "EvalUnit",

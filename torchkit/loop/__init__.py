@@ -1,5 +1,6 @@
 """The loop: entry points, state, progress and callback dispatch."""
 
+from torchkit.loop.duration import Duration
 from torchkit.loop.evaluate import evaluate
 from torchkit.loop.evaluators import EvalSet, Evaluators
 from torchkit.loop.fit import fit
@@ -10,6 +11,7 @@ from torchkit.loop.train import train
 
 __all__ = [
     "ActivePhase",
+    "Duration",
     "EntryPoint",
     "EvalSet",
     "Evaluators",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 from enum import Enum, auto
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torchkit.utils.timer import BoundedTimer, Timer
+
+if TYPE_CHECKING:
+    from torchkit.loop.duration_tracker import DurationTracker
 
 
 class EntryPoint(Enum):
@@ -247,6 +250,7 @@ class State:
         # the State so they live and die with the run.
         self._metric_state: Any = None
         self._active_phase = ActivePhase.TRAIN
+        self._duration_tracker: DurationTracker | None = None
         self.metrics: dict[str, Any] = {}
         """Latest scalar metric values by name (``train/loss``, ``eval/accuracy``...), written
         by the unit or logging callbacks and read by early stopping, the progress bar and
@@ -275,6 +279,11 @@ class State:
     @property
     def predict_state(self) -> PhaseState | None:
         return self._predict_state
+
+    @property
+    def duration_tracker(self) -> DurationTracker | None:
+        """Global samples, tokens and train wall time, when a ``Duration`` is in use (else None)."""
+        return self._duration_tracker
 
     @property
     def should_stop(self) -> bool:
