@@ -189,7 +189,11 @@ def test_exported_from_the_top_level_and_the_loop() -> None:
     [
         (lambda: EvalSet([1], every=0), ValueError, "every: 0"),
         (lambda: EvalSet([1], every=-2), ValueError, "every: -2"),
-        (lambda: EvalSet([1], every="x"), TypeError, "every"),
+        (lambda: EvalSet([1], every="x"), ValueError, "every='x' is invalid"),
+        (lambda: EvalSet([1], every="0ep"), ValueError, "every='0ep' is invalid: expected a pos"),
+        (lambda: EvalSet([1], every="1.5ep"), ValueError, "every='1.5ep' is invalid"),
+        (lambda: EvalSet([1], every=[2]), TypeError, r"every=\[2\] is invalid"),
+        (lambda: EvalSet([1], every=True), TypeError, "every"),
         (lambda: EvalSet([1], max_steps_per_epoch=-1), ValueError, "max_steps_per_epoch: -1"),
         (lambda: EvalSet(5), TypeError, "dataloader=5 is invalid"),
         (lambda: EvalSet([]), ValueError, r"dataloader=\[\] is invalid: it has length 0"),
@@ -208,6 +212,41 @@ def test_exported_from_the_top_level_and_the_loop() -> None:
 def test_bad_eval_sets_raise_naming_the_argument(make: Any, exc: type, match: str) -> None:
     with pytest.raises(exc, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    ("every", "match"),
+    [
+        ("0.5dur", r"test.every='0.5dur' is invalid: expected max_duration"),
+        ("100tok", r"test.every='100tok' is invalid: expected an ep, ba or dur"),
+    ],
+)
+def test_intervals_fit_cannot_honour_raise_before_any_hook(every: str, match: str) -> None:
+    unit = RecordingUnit()
+    evals = Evaluators(val=batches(1), test=EvalSet(batches(1), every=every))
+    with pytest.raises(ValueError, match=match):
+        fit(unit, batches(1), evals, max_epochs=1)
+    assert unit.log == []
+
+
+def test_duration_strings_fire_by_the_floor_rule() -> None:
+    at: list[tuple[str, int]] = []
+    cb = Lambda(
+        on_eval_start=lambda s, u: at.append(
+            (s.eval_state.name, u.train_progress.num_steps_completed)
+        )
+    )
+    evals = Evaluators(
+        val=EvalSet(batches(1), every="3ba"),
+        test=EvalSet(batches(1), every="2ep"),
+        tuple_form=EvalSet(batches(1), every=(4, "ba")),
+    )
+    fit(RecordingUnit(), batches(4), evals, max_epochs=3, callbacks=[cb])
+    assert at == [
+        ("val", 3), ("tuple_form", 4), ("val", 6), ("tuple_form", 8),
+        ("test", 8),  # after epoch 2's end hooks, so after the step-8 evaluations
+        ("val", 9), ("val", 12), ("tuple_form", 12),  # same step: insertion order
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("entry", ["train", "predict", "fit_train"])

@@ -251,7 +251,7 @@ class BaseCheckpointer(Callback, ABC):
     @staticmethod
     def _eval_due_after_step(state: State, steps: int) -> bool:
         if state._evaluators is not None:
-            return bool(state._evaluators.due("ba", steps))
+            return bool(state._evaluators.due_after_step(steps, state.duration_tracker))
         es = state.eval_state
         n = es.evaluate_every_n_steps if es is not None else None
         return state.entry_point == EntryPoint.FIT and bool(n) and steps % n == 0  # type: ignore[operator]
@@ -259,7 +259,7 @@ class BaseCheckpointer(Callback, ABC):
     @staticmethod
     def _eval_due_after_epoch(state: State, epochs: int) -> bool:
         if state._evaluators is not None:
-            return bool(state._evaluators.due("ep", epochs))
+            return bool(state._evaluators.due_after_epoch(epochs))
         es = state.eval_state
         n = es.evaluate_every_n_epochs if es is not None else None
         return state.entry_point == EntryPoint.FIT and bool(n) and epochs % n == 0  # type: ignore[operator]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from torchkit.loop.common import check_dataloader
+from torchkit.loop.duration import Duration, check_interval, crossed, resolve_interval
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import PhaseState, State, check_every_n, check_limit
 
@@ -15,15 +17,19 @@ logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
-Rule = tuple[int, str]
-"""An interval as ``(n, unit)``: ``"ep"`` fires after every n-th train epoch, ``"ba"`` after
-every n-th global train step."""
+COUNTED_UNITS = ("sp", "tok", "sec")
+"""Units read from ``state.duration_tracker`` rather than from ``Progress``."""
 
 
-def _check_every(value: Any) -> Rule | None:
-    """``every`` as a rule: ``None`` (follow ``fit``'s interval) or a positive int of epochs."""
-    n = check_every_n("every", value)
-    return None if n is None else (n, "ep")
+def _check_every(value: Any) -> Duration | None:
+    """``every`` as a ``Duration``: ``None`` (follow ``fit``'s interval), a positive int of
+    epochs, or anything ``Duration.parse`` takes (``"2ep"``, ``"100ba"``, ``"0.5dur"``...)."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        n = check_every_n("every", value)  # a bare number counts epochs, as in Composer
+        return None if n is None else Duration(n, "ep")
+    return check_interval(value, name="every")
 
 
 class EvalSet:
@@ -31,20 +37,24 @@ class EvalSet:
 
     Args:
         dataloader: the set's iterable of batches.
-        every: evaluate this set after every ``every``-th train epoch. ``None`` follows
-            ``fit``'s ``evaluate_every_n_steps`` / ``evaluate_every_n_epochs``.
+        every: this set's interval: an int of train epochs, or a ``Duration`` or time string
+            (``"2ep"``, ``"100ba"``, ``"0.5dur"`` of ``fit``'s ``max_duration``), firing by
+            ``Duration``'s floor rule. ``None`` follows ``fit``'s ``evaluate_every_n_steps``
+            / ``evaluate_every_n_epochs``.
         max_steps_per_epoch: end each of this set's evaluations after this many steps.
             ``None`` follows ``fit``'s ``max_eval_steps_per_epoch``.
 
     Raises:
         TypeError: ``dataloader`` is not iterable, or a limit is not a number.
-        ValueError: an empty sized ``dataloader``, ``every`` < 1 or a negative
-            ``max_steps_per_epoch``.
+        ValueError: an empty sized ``dataloader``, ``every`` < 1 or a malformed duration, or
+            a negative ``max_steps_per_epoch``.
 
     Example:
         >>> s = EvalSet([1, 2, 3], every=2, max_steps_per_epoch=2)
         >>> s.every, s.max_steps_per_epoch
-        ((2, 'ep'), 2)
+        (Duration(value=2, unit='ep'), 2)
+        >>> EvalSet([1], every="100ba").every
+        Duration(value=100, unit='ba')
     """
 
     __slots__ = ("_dataloader", "_every", "_max_steps_per_epoch")
@@ -53,7 +63,7 @@ class EvalSet:
         self,
         dataloader: Iterable[Any],
         *,
-        every: int | None = None,
+        every: int | str | Duration | tuple[int | float, str] | None = None,
         max_steps_per_epoch: int | None = None,
     ) -> None:
         check_dataloader("dataloader", dataloader)
@@ -66,8 +76,8 @@ class EvalSet:
         return self._dataloader
 
     @property
-    def every(self) -> Rule | None:
-        """The set's own interval as ``(n, unit)``, or ``None`` to follow ``fit``'s."""
+    def every(self) -> Duration | None:
+        """The set's own interval, or ``None`` to follow ``fit``'s."""
         return self._every
 
     @property
@@ -76,7 +86,8 @@ class EvalSet:
 
     def __repr__(self) -> str:
         return (
-            f"EvalSet({type(self._dataloader).__name__}, every={self._every!r}, "
+            f"EvalSet({type(self._dataloader).__name__}, "
+            f"every={None if self._every is None else str(self._every)!r}, "
             f"max_steps_per_epoch={self._max_steps_per_epoch!r})"
         )
 
@@ -199,20 +210,65 @@ def _check_name(name: Any) -> None:
         )
 
 
+def resolve_rules(
+    evaluators: Evaluators, max_duration: Duration | None, steps_per_epoch: int | None
+) -> dict[str, Duration | None]:
+    """Each set's own interval with ``dur`` converted through ``max_duration`` (before any
+    hook runs), by name; ``None`` for a set that follows ``fit``'s intervals.
+
+    Raises:
+        ValueError: a ``dur`` interval without ``max_duration``, or one that needs the length
+            of an unsized train dataloader (the message names ``<set>.every``).
+    """
+    rules: dict[str, Duration | None] = {}
+    for name, s in evaluators.items():
+        every = s.every
+        if every is not None:
+            every = resolve_interval(every, max_duration, steps_per_epoch, name=f"{name}.every")
+        rules[name] = every
+    return rules
+
+
+def check_counted(rules: dict[str, Duration | None]) -> None:
+    """Refuse ``sp``/``tok``/``sec`` set intervals: ``fit`` does not count them yet.
+
+    Raises:
+        ValueError: such an interval (the message names ``<set>.every``).
+    """
+    for name, r in rules.items():
+        if r is not None and r.unit in COUNTED_UNITS:
+            raise ValueError(
+                f"{name}.every={str(r)!r} is invalid: expected an ep, ba or dur interval; "
+                "fit does not count samples, tokens or wall time for eval sets. Use e.g. "
+                "'2ep' or '500ba'."
+            )
+
+
 class EvalSchedule:
     """``fit``'s run-time view of ``Evaluators``: which sets are due when, and their counts.
 
     Internal: ``fit`` keeps it in ``state._evaluators``; the train loop asks it which sets are
-    due after a step or an epoch and runs them in insertion order.
+    due after a step or an epoch and runs them in insertion order. A set with its own interval
+    fires by ``Duration``'s floor rule (``crossed``): ``ep`` after train epochs, ``ba`` after
+    global train steps, ``sp``/``tok``/``sec`` after steps, read from
+    ``state.duration_tracker``. A set without one follows ``fit``'s integer intervals, read
+    live from ``eval_state`` (TNT lets callbacks change them).
 
     Args:
         evaluators: the sets.
-        eval_state: ``fit``'s eval ``PhaseState`` (its intervals may be changed at run time).
+        eval_state: ``fit``'s eval ``PhaseState``.
+        rules: ``resolve_rules``'s result (default: the sets' own intervals, unresolved).
     """
 
-    def __init__(self, evaluators: Evaluators, eval_state: PhaseState) -> None:
+    def __init__(
+        self,
+        evaluators: Evaluators,
+        eval_state: PhaseState,
+        rules: dict[str, Duration | None] | None = None,
+    ) -> None:
         self.evaluators = evaluators
         self.eval_state = eval_state
+        self.rules = rules if rules is not None else {n: s.every for n, s in evaluators.items()}
         self._default_max_steps = eval_state.max_steps_per_epoch
         self.round: tuple[str, ...] = ()
         """The sets of the evaluation round in progress (empty between rounds)."""
@@ -220,29 +276,50 @@ class EvalSchedule:
         eval_state._set_progress = {name: SetProgress() for name in evaluators}
         self.activate(next(iter(evaluators)))
 
-    def _rule(self, name: str, kind: str) -> int | None:
-        own = self.evaluators[name].every
-        if own is not None:
-            return own[0] if own[1] == kind else None
-        es = self.eval_state
-        return es.evaluate_every_n_steps if kind == "ba" else es.evaluate_every_n_epochs
+    def counted(self) -> list[Duration]:
+        """The intervals that ``state.duration_tracker`` must count (``sp``, ``tok``, ``sec``)."""
+        return [r for r in self.rules.values() if r is not None and r.unit in COUNTED_UNITS]
 
     def has_step_rules(self) -> bool:
-        """True when some set evaluates at step intervals (so the loop needs a step trigger)."""
-        return any(self._rule(name, "ba") for name in self.evaluators)
+        """True when some set can fire after a train step (the loop then needs a trigger)."""
+        es = self.eval_state
+        return any(
+            (r is None and es.evaluate_every_n_steps) or (r is not None and r.unit != "ep")
+            for r in self.rules.values()
+        )
 
-    def due(self, kind: str, count: int) -> list[str]:
-        """The sets due after ``count`` train steps (``kind="ba"``) or epochs (``"ep"``)."""
+    def due_after_step(self, steps: int, tracker: Any = None) -> list[str]:
+        """The sets due after the train step that brought the global count to ``steps``."""
+        n = self.eval_state.evaluate_every_n_steps
+        due = []
+        for name, r in self.rules.items():
+            if r is None:
+                fires = bool(n) and steps % n == 0  # type: ignore[operator]
+            elif r.unit == "ba":
+                fires = crossed(steps - 1, steps, r.value)
+            else:
+                fires = r.unit in COUNTED_UNITS and tracker is not None and tracker.fires(r)
+            if fires:
+                due.append(name)
+        return due
+
+    def due_after_epoch(self, epochs: int) -> list[str]:
+        """The sets due after the train epoch that brought the count to ``epochs``."""
+        n = self.eval_state.evaluate_every_n_epochs
         return [
-            name for name in self.evaluators if (n := self._rule(name, kind)) and count % n == 0
+            name
+            for name, r in self.rules.items()
+            if (r is None and bool(n) and epochs % n == 0)  # type: ignore[operator]
+            or (r is not None and r.unit == "ep" and crossed(epochs - 1, epochs, r.value))
         ]
 
     def due_on_resume(self, train_progress: Progress) -> list[str]:
         """The sets of the round a checkpoint was taken before (or during): a step round when
-        the train epoch was still open, else the epoch round."""
+        the train epoch was still open, else the epoch round. (A restored tracker has no
+        previous count, so ``sp``/``tok``/``sec`` sets are not re-run.)"""
         if train_progress.num_steps_completed_in_epoch > 0:
-            return self.due("ba", train_progress.num_steps_completed)
-        return self.due("ep", train_progress.num_epochs_completed)
+            return self.due_after_step(train_progress.num_steps_completed)
+        return self.due_after_epoch(train_progress.num_epochs_completed)
 
     def activate(self, name: str) -> None:
         """Point ``state.eval_state`` at set ``name``: loader, step limit, name, metric prefix."""

@@ -9,7 +9,7 @@ from typing import Any
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader
-from torchkit.loop.evaluators import EvalSchedule, Evaluators
+from torchkit.loop.evaluators import EvalSchedule, Evaluators, check_counted, resolve_rules
 from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
 from torchkit.loop.train import run_train
 from torchkit.units.unit import EvalUnit, TrainUnit
@@ -91,6 +91,10 @@ def fit(
     max_eval_steps_per_epoch = check_limit("max_eval_steps_per_epoch", max_eval_steps_per_epoch)
     evaluate_every_n_steps = check_every_n("evaluate_every_n_steps", evaluate_every_n_steps)
     evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", evaluate_every_n_epochs)
+    rules = None
+    if evaluators is not None:
+        rules = resolve_rules(evaluators, max_duration=None, steps_per_epoch=None)
+        check_counted(rules)
     cbs = CallbackHandler(callbacks)
     state = State(
         entry_point=EntryPoint.FIT,
@@ -109,7 +113,7 @@ def fit(
         ),
     )
     if evaluators is not None and state.eval_state is not None:
-        state._evaluators = EvalSchedule(evaluators, state.eval_state)
+        state._evaluators = EvalSchedule(evaluators, state.eval_state, rules)
     run_train(state, unit, cbs)
     return state
 

@@ -201,7 +201,9 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         fn(state, unit)
     every_n_epochs = state.eval_state.evaluate_every_n_epochs if state.eval_state else None
     if state._evaluators is not None:
-        _run_eval_sets(state, unit, cbs, state._evaluators.due("ep", progress.num_epochs_completed))
+        _run_eval_sets(
+            state, unit, cbs, state._evaluators.due_after_epoch(progress.num_epochs_completed)
+        )
     elif every_n_epochs and progress.num_epochs_completed % every_n_epochs == 0:
         run_eval_in_fit(state, unit, cbs)
 
@@ -238,7 +240,8 @@ def _step_eval_sets_trigger(
     progress = unit.train_progress
 
     def after_step() -> bool:
-        return _run_eval_sets(state, unit, cbs, schedule.due("ba", progress.num_steps_completed))
+        due = schedule.due_after_step(progress.num_steps_completed, state.duration_tracker)
+        return _run_eval_sets(state, unit, cbs, due)
 
     return after_step
 
