@@ -8,7 +8,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from tests.checkpoint.units import FitUnit, batches, names
 from torchkit import EvalSet, Evaluators, State, fit
@@ -127,3 +129,24 @@ def test_preemption_inside_the_second_set_reruns_the_whole_round_on_resume(
     assert fresh.eval_progress == reference.eval_progress
     for a, b in zip(fresh.net.parameters(), reference.net.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_eval_loader_states_are_saved_per_set_and_restored_by_name(tmp_path: Path) -> None:
+    def evals(**renamed: str) -> Evaluators:
+        names_ = {"val": "val", "test": "test", **renamed}
+        return Evaluators(
+            {names_["val"]: StatefulDataLoader(batches(4), batch_size=None),
+             names_["test"]: StatefulDataLoader(batches(2), batch_size=None)}
+        )  # fmt: skip
+
+    saver = DistributedCheckpointSaver(str(tmp_path), save_every_n_eval_epochs=1)
+    fit(FitUnit(), batches(1), evals(), max_epochs=1, callbacks=[saver])
+    latest = saver.retained_checkpoints[-1]
+    restored = evals()
+    DistributedCheckpointSaver.restore(latest, FitUnit(seed=2), eval_dataloader=restored)
+    # both sets were saved after their epoch ended: each restored loader starts a new epoch
+    assert len(list(restored["val"].dataloader)) == 4
+    with pytest.raises(ValueError, match=r"state_dict names \['test'\] are invalid"):
+        DistributedCheckpointSaver.restore(
+            latest, FitUnit(seed=2), eval_dataloader=evals(test="holdout")
+        )
