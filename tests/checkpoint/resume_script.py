@@ -51,6 +51,15 @@ class Unit(TrainUnit[Batch], EvalUnit[Batch]):
         return loss
 
 
+class TokenUnit(Unit):
+    """``Unit`` whose samples count ``tokens_per_sample`` tokens each (for ``tok`` budgets)."""
+
+    tokens_per_sample = 16
+
+    def count_tokens(self, batch: Batch) -> int:
+        return batch[0].shape[0] * self.tokens_per_sample
+
+
 def probe() -> list[float]:
     """The next python, numpy and torch random draws, without consuming them."""
     with torch.random.fork_rng():
@@ -108,6 +117,7 @@ def main() -> None:
     p.add_argument("--ready-file", default=None)
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--async-save", action="store_true")
+    p.add_argument("--max-duration", default=None, help="e.g. 1e3tok (replaces --max-steps)")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -119,7 +129,8 @@ def main() -> None:
     )
     train_dl = StatefulDataLoader(ds, batch_size=4, shuffle=True)
     eval_dl = StatefulDataLoader(ds, batch_size=8, shuffle=False)
-    unit = Unit()
+    unit = TokenUnit() if args.max_duration else Unit()
+    max_steps = None if args.max_duration else args.max_steps
     probes: dict[str, Any] = {}
     if args.kill_in_commit is not None:
         import torchkit.checkpoint.dcp_io as dcp_io
@@ -149,11 +160,13 @@ def main() -> None:
     )
     cbs = [saver, Driver(args, probes)]
     if args.mode == "train":
-        state = train(unit, train_dl, max_steps=args.max_steps, callbacks=cbs)
+        state = train(
+            unit, train_dl, max_steps=max_steps, max_duration=args.max_duration, callbacks=cbs
+        )
     else:
         state = fit(
-            unit, train_dl, eval_dl, max_steps=args.max_steps, evaluate_every_n_steps=4,
-            evaluate_every_n_epochs=None, callbacks=cbs,
+            unit, train_dl, eval_dl, max_steps=max_steps, evaluate_every_n_steps=4,
+            evaluate_every_n_epochs=None, callbacks=cbs, max_duration=args.max_duration,
         )  # fmt: skip
     torch.save(
         {
@@ -161,6 +174,7 @@ def main() -> None:
             "steps": unit.train_progress.num_steps_completed,
             "eval_epochs": unit.eval_progress.num_epochs_completed,
             "preempted": state.preempted,
+            "tokens": state.duration_tracker.tokens if state.duration_tracker else None,
             "checkpoints": saver.retained_checkpoints,
             **probes,
         },

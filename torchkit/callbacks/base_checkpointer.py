@@ -14,6 +14,7 @@ from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, Preemption
 from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
 from torchkit.checkpoint.naming import BestCheckpointConfig, CheckpointName, list_checkpoints
 from torchkit.checkpoint.storage import is_committed, remove_checkpoint, remove_quietly
+from torchkit.loop.duration import Duration, check_interval, resolve_interval
 from torchkit.loop.evaluators import round_is_ending, round_is_starting
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, State
@@ -43,8 +44,9 @@ class BaseCheckpointer(Callback, ABC):
     """Checkpoint policy: when to save, which checkpoints to keep, and preemption.
 
     Saves happen every ``save_every_n_train_steps`` *global* train steps, every
-    ``save_every_n_epochs`` train epochs, every ``save_every_n_eval_epochs`` eval epochs, and
-    always at the end of training unless a save already holds that state. Names are
+    ``save_every_n_epochs`` train epochs, every ``save_every_n_eval_epochs`` eval epochs, every
+    ``save_every`` duration (after the step or epoch where floor(count / interval) changes),
+    and always at the end of training unless a save already holds that state. Names are
     ``epoch_{e}_train_step_{s}`` (``_{metric}={value}`` appended with a
     ``best_checkpoint_config``), so latest and best are found from the directory alone. A
     name that is already committed is not saved again. The unit's ``on_checkpoint_save`` runs
@@ -72,9 +74,12 @@ class BaseCheckpointer(Callback, ABC):
         keep_last_n_checkpoints: how many checkpoints to keep (None: all).
         best_checkpoint_config: the metric that names and ranks checkpoints.
         preemption_signals: signals that trigger a checkpoint-and-stop.
+        save_every: save every interval given as a ``Duration`` or a string (``"30m"``,
+            ``"1e9tok"``, ``"500ba"``, ``"1ep"``, ``"0.1dur"`` of ``max_duration``).
 
     Raises:
-        ValueError: an empty ``dirpath``, a non-positive interval or count, or a bad signal.
+        ValueError: an empty ``dirpath``, a non-positive interval or count, a bad
+            ``save_every``, or a bad signal.
         TypeError: ``dirpath`` is not a string or ``best_checkpoint_config`` has a wrong type.
     """
 
@@ -91,6 +96,7 @@ class BaseCheckpointer(Callback, ABC):
         keep_last_n_checkpoints: int | None = None,
         best_checkpoint_config: BestCheckpointConfig | None = None,
         preemption_signals: Sequence[int] | None = DEFAULT_PREEMPTION_SIGNALS,
+        save_every: Any = None,
     ) -> None:
         if not isinstance(dirpath, str):
             raise TypeError(
@@ -108,6 +114,8 @@ class BaseCheckpointer(Callback, ABC):
             "save_every_n_eval_epochs", save_every_n_eval_epochs
         )
         self._keep_last_n = _check_interval("keep_last_n_checkpoints", keep_last_n_checkpoints)
+        self._save_every_arg = check_interval(save_every, name="save_every")
+        self._save_every = self._save_every_arg
         if best_checkpoint_config is not None and not isinstance(
             best_checkpoint_config, BestCheckpointConfig
         ):
@@ -163,6 +171,23 @@ class BaseCheckpointer(Callback, ABC):
             if dist.get_backend() != "gloo":
                 self._control_group = dist.new_group(backend="gloo")
 
+    def resolve_durations(
+        self, max_duration: Duration | None, steps_per_epoch: int | None
+    ) -> list[Duration]:
+        """Called by ``train``/``fit`` before any hook: convert a ``dur`` ``save_every`` and
+        return the durations the run must measure."""
+        every = self._save_every_arg
+        if every is None:
+            return []
+        self._save_every = resolve_interval(every, max_duration, steps_per_epoch, name="save_every")
+        return [self._save_every]
+
+    def _duration_due(self, state: State, *, epoch_end: bool = False) -> bool:
+        every, tracker = self._save_every, state.duration_tracker
+        if every is None or tracker is None:
+            return False
+        return tracker.fires_at_epoch_end(every) if epoch_end else tracker.fires(every)
+
     # ---- loop hooks ----------------------------------------------------------------------
     def on_train_start(self, state: State, unit: Any) -> None:
         self._setup_groups()
@@ -173,7 +198,7 @@ class BaseCheckpointer(Callback, ABC):
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
         steps = unit.train_progress.num_steps_completed
-        if self._every_n_steps and steps % self._every_n_steps == 0:
+        if (self._every_n_steps and steps % self._every_n_steps == 0) or self._duration_due(state):
             self._save(
                 state, unit, eval_pending=self._eval_due_after_step(state, steps), in_step=True
             )
@@ -185,7 +210,8 @@ class BaseCheckpointer(Callback, ABC):
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
         epochs = unit.train_progress.num_epochs_completed
-        if self._every_n_epochs and epochs % self._every_n_epochs == 0:
+        due = self._every_n_epochs and epochs % self._every_n_epochs == 0
+        if due or self._duration_due(state, epoch_end=True):
             self._save(state, unit, eval_pending=self._eval_due_after_epoch(state, epochs))
 
     def on_eval_start(self, state: State, unit: Any) -> None:
@@ -254,6 +280,10 @@ class BaseCheckpointer(Callback, ABC):
             return bool(state._evaluators.due_after_step(steps, state.duration_tracker))
         es = state.eval_state
         n = es.evaluate_every_n_steps if es is not None else None
+        tracker = state.duration_tracker
+        every = tracker.evaluate_every if tracker is not None else None
+        if every is not None and state.entry_point == EntryPoint.FIT and tracker is not None:
+            return tracker.fires(every)
         return state.entry_point == EntryPoint.FIT and bool(n) and steps % n == 0  # type: ignore[operator]
 
     @staticmethod
@@ -330,6 +360,8 @@ class BaseCheckpointer(Callback, ABC):
             },
             "eval_pending": eval_pending,
         }
+        if state.duration_tracker is not None:
+            extra["durations"] = state.duration_tracker.state_dict()
         started = time.perf_counter()
         self._checkpoint_impl(
             state, unit, checkpoint_id=url, name=name, extra=extra, overrides=overrides or {}

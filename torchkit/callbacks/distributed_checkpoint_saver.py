@@ -19,6 +19,7 @@ from torchkit.checkpoint.naming import (
     get_latest_checkpoint_path,
 )
 from torchkit.checkpoint.storage import remove_quietly
+from torchkit.loop.duration_tracker import set_duration_state
 from torchkit.loop.state import State
 from torchkit.utils.distributed import get_global_rank, get_world_size
 
@@ -49,6 +50,8 @@ class DistributedCheckpointSaver(BaseCheckpointer):
         best_checkpoint_config: the metric that names and ranks checkpoints.
         async_checkpoint: write in the background (default ``False``).
         preemption_signals: signals that trigger a checkpoint-and-stop; ``()`` turns it off.
+        save_every: save every interval given as a ``Duration`` or a string (``"30m"``,
+            ``"1e9tok"``, ``"500ba"``, ``"1ep"``, ``"0.1dur"`` of ``max_duration``).
 
     Raises:
         ValueError: an empty ``dirpath``, a non-positive interval or count, or a bad signal.
@@ -78,6 +81,7 @@ class DistributedCheckpointSaver(BaseCheckpointer):
         best_checkpoint_config: BestCheckpointConfig | None = None,
         async_checkpoint: bool = False,
         preemption_signals: Sequence[int] | None = DEFAULT_PREEMPTION_SIGNALS,
+        save_every: Any = None,
     ) -> None:
         super().__init__(
             dirpath,
@@ -87,6 +91,7 @@ class DistributedCheckpointSaver(BaseCheckpointer):
             keep_last_n_checkpoints=keep_last_n_checkpoints,
             best_checkpoint_config=best_checkpoint_config,
             preemption_signals=preemption_signals,
+            save_every=save_every,
         )
         if not isinstance(async_checkpoint, bool):
             raise TypeError(
@@ -198,6 +203,8 @@ class DistributedCheckpointSaver(BaseCheckpointer):
         loaders = {"train": train_dataloader, "eval": eval_dataloader}
         extra = read_checkpoint(path, unit, opts, loaders)
         set_eval_pending(unit, bool(extra.get("eval_pending", False)))
+        # the duration counts (samples, tokens, wall time) go with the train progress
+        set_duration_state(unit, extra.get("durations") if opts.restore_train_progress else None)
         logger.info("Restored %s from %s", type(unit).__name__, path)
 
     @classmethod

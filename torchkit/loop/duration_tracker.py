@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from torchkit.loop.duration import Duration, crossed
+from torchkit.loop.duration import Duration
 from torchkit.loop.progress import Progress
 
 
@@ -56,8 +56,11 @@ class DurationTracker:
         """The run's ``max_duration`` (``None`` when only intervals use durations)."""
         self.evaluate_every: Duration | None = None
         """``fit``'s step-level ``evaluate_every`` (``sp``/``tok``/``sec``/fractional ``ba``)."""
+        self.limit_reached = False
+        """Set after each step when a counted ``max_duration`` (sp/tok/sec) is met."""
         self._seconds_at_start = 0.0
         self._clock_at_start = 0.0
+        self._group: Any = None
 
     def require(self, d: Duration) -> None:
         """Count what ``d`` is measured in from now on (``sp``, ``tok`` or ``sec``).
@@ -131,16 +134,17 @@ class DurationTracker:
             >>> t.fires(Duration(5, "ba")), t.fires(Duration(3, "ba"))
             (True, False)
         """
+        # ``crossed`` inlined: this runs every step of a run with a counted interval
         unit, n = every.unit, every.value
+        if unit == "tok":
+            return self.prev_tokens // n != self.tokens // n
         if unit == "ba":
             steps = self.progress.num_steps_completed
-            return crossed(steps - 1, steps, n)
-        if unit == "tok":
-            return crossed(self.prev_tokens, self.tokens, n)
+            return (steps - 1) // n != steps // n
         if unit == "sp":
-            return crossed(self.prev_samples, self.samples, n)
+            return self.prev_samples // n != self.samples // n
         if unit == "sec":
-            return crossed(self.prev_seconds, self.seconds, n)
+            return self.prev_seconds // n != self.seconds // n
         if unit == "ep":
             return False
         raise ValueError(
@@ -159,7 +163,26 @@ class DurationTracker:
         if every.unit != "ep":
             return False
         epochs = self.progress.num_epochs_completed
-        return crossed(epochs - 1, epochs, every.value)
+        return (epochs - 1) // every.value != epochs // every.value
+
+    def setup_agreement(self) -> None:
+        """Prepare ``agree`` (all ranks, before the first step): a CPU (gloo) group when the
+        default backend is not gloo, so agreeing never syncs a device."""
+        import torch.distributed as dist
+
+        if self._group is None and dist.get_backend() != "gloo":
+            self._group = dist.new_group(backend="gloo")
+
+    def agree(self, samples: int, tokens: int, seconds: float) -> tuple[int, int, float]:
+        """Sum this step's samples and tokens over ranks and take rank 0's wall time (the
+        other ranks pass 0): one all-reduce of three numbers, on CPU."""
+        import torch
+        import torch.distributed as dist
+
+        buf = torch.tensor([samples, tokens, seconds], dtype=torch.float64)
+        dist.all_reduce(buf, group=self._group)
+        s, k, sec = buf.tolist()  # a CPU tensor: no device sync
+        return round(s), round(k), sec
 
     def state_dict(self) -> dict[str, Any]:
         return {"samples": self.samples, "tokens": self.tokens, "seconds": self.seconds}
@@ -176,4 +199,21 @@ class DurationTracker:
         )
 
 
-__all__ = ["DurationTracker"]
+_RESTORED_ATTR = "_torchkit_restored_durations"
+
+
+def set_duration_state(unit: Any, state_dict: dict[str, Any] | None) -> None:
+    """Record on the unit the tracker counts a checkpoint restored (``None``: none)."""
+    if state_dict is None:
+        unit.__dict__.pop(_RESTORED_ATTR, None)
+    else:
+        object.__setattr__(unit, _RESTORED_ATTR, dict(state_dict))
+
+
+def pop_duration_state(unit: Any) -> dict[str, Any] | None:
+    """Read and clear what ``set_duration_state`` recorded (the loop does, before any hook)."""
+    restored: dict[str, Any] | None = unit.__dict__.pop(_RESTORED_ATTR, None)
+    return restored
+
+
+__all__ = ["DurationTracker", "pop_duration_state", "set_duration_state"]

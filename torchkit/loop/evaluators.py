@@ -10,15 +10,13 @@ from typing import Any
 
 from torchkit.loop.common import check_dataloader
 from torchkit.loop.duration import Duration, check_interval, crossed, resolve_interval
+from torchkit.loop.duration_loop import COUNTED_UNITS
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import PhaseState, State, check_every_n, check_limit
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-
-COUNTED_UNITS = ("sp", "tok", "sec")
-"""Units read from ``state.duration_tracker`` rather than from ``Progress``."""
 
 
 def _check_every(value: Any) -> Duration | None:
@@ -229,21 +227,6 @@ def resolve_rules(
     return rules
 
 
-def check_counted(rules: dict[str, Duration | None]) -> None:
-    """Refuse ``sp``/``tok``/``sec`` set intervals: ``fit`` does not count them yet.
-
-    Raises:
-        ValueError: such an interval (the message names ``<set>.every``).
-    """
-    for name, r in rules.items():
-        if r is not None and r.unit in COUNTED_UNITS:
-            raise ValueError(
-                f"{name}.every={str(r)!r} is invalid: expected an ep, ba or dur interval; "
-                "fit does not count samples, tokens or wall time for eval sets. Use e.g. "
-                "'2ep' or '500ba'."
-            )
-
-
 class EvalSchedule:
     """``fit``'s run-time view of ``Evaluators``: which sets are due when, and their counts.
 
@@ -251,8 +234,9 @@ class EvalSchedule:
     due after a step or an epoch and runs them in insertion order. A set with its own interval
     fires by ``Duration``'s floor rule (``crossed``): ``ep`` after train epochs, ``ba`` after
     global train steps, ``sp``/``tok``/``sec`` after steps, read from
-    ``state.duration_tracker``. A set without one follows ``fit``'s integer intervals, read
-    live from ``eval_state`` (TNT lets callbacks change them).
+    ``state.duration_tracker``. A set without one follows ``fit``'s intervals: the integer
+    ones read live from ``eval_state`` (TNT lets callbacks change them) and a counted
+    ``evaluate_every`` from the tracker.
 
     Args:
         evaluators: the sets.
@@ -276,25 +260,28 @@ class EvalSchedule:
         eval_state._set_progress = {name: SetProgress() for name in evaluators}
         self.activate(next(iter(evaluators)))
 
-    def counted(self) -> list[Duration]:
-        """The intervals that ``state.duration_tracker`` must count (``sp``, ``tok``, ``sec``)."""
-        return [r for r in self.rules.values() if r is not None and r.unit in COUNTED_UNITS]
-
-    def has_step_rules(self) -> bool:
+    def has_step_rules(self, tracker: Any = None) -> bool:
         """True when some set can fire after a train step (the loop then needs a trigger)."""
-        es = self.eval_state
+        follows_fit = bool(self.eval_state.evaluate_every_n_steps) or (
+            tracker is not None and tracker.evaluate_every is not None
+        )
         return any(
-            (r is None and es.evaluate_every_n_steps) or (r is not None and r.unit != "ep")
+            (r is None and follows_fit) or (r is not None and r.unit != "ep")
             for r in self.rules.values()
         )
 
     def due_after_step(self, steps: int, tracker: Any = None) -> list[str]:
-        """The sets due after the train step that brought the global count to ``steps``."""
+        """The sets due after the train step that brought the global count to ``steps``
+        (``tracker``: ``state.duration_tracker``, for counted intervals)."""
         n = self.eval_state.evaluate_every_n_steps
+        fit_every = tracker.evaluate_every if tracker is not None else None  # counted, fit's
+        fit_fires = bool(n) and steps % n == 0  # type: ignore[operator]
+        if fit_every is not None and tracker.fires(fit_every):
+            fit_fires = True
         due = []
         for name, r in self.rules.items():
             if r is None:
-                fires = bool(n) and steps % n == 0  # type: ignore[operator]
+                fires = fit_fires
             elif r.unit == "ba":
                 fires = crossed(steps - 1, steps, r.value)
             else:

@@ -9,7 +9,14 @@ from typing import Any
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader
-from torchkit.loop.evaluators import EvalSchedule, Evaluators, check_counted, resolve_rules
+from torchkit.loop.duration_loop import (
+    COUNTED_UNITS,
+    DEFAULT_EVERY_N_EPOCHS,
+    DurationPlan,
+    _steps_per_epoch,
+    check_fit_eval_arguments,
+)
+from torchkit.loop.evaluators import EvalSchedule, Evaluators, resolve_rules
 from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
 from torchkit.loop.train import run_train
 from torchkit.units.unit import EvalUnit, TrainUnit
@@ -28,9 +35,11 @@ def fit(
     max_train_steps_per_epoch: int | None = None,
     max_eval_steps_per_epoch: int | None = None,
     evaluate_every_n_steps: int | None = None,
-    evaluate_every_n_epochs: int | None = 1,
+    evaluate_every_n_epochs: int | None = DEFAULT_EVERY_N_EPOCHS,
     callbacks: list[Callback] | None = None,
     timer: Timer | None = None,
+    max_duration: Any = None,
+    evaluate_every: Any = None,
 ) -> State:
     """Train ``unit`` and evaluate it periodically.
 
@@ -53,6 +62,12 @@ def fit(
         evaluate_every_n_epochs: evaluate every N train epochs (None: off).
         callbacks: callbacks, run in list order after the unit's hook.
         timer: optional ``Timer`` recording loop actions.
+        max_duration: a budget as a ``Duration`` or a string (``"2ep"``, ``"1e9tok"``,
+            ``"36h"``), as in ``train``; whichever limit comes first stops the run.
+        evaluate_every: an eval interval as a ``Duration`` or a string (``"1ep"``,
+            ``"500ba"``, ``"1e8tok"``, ``"30m"``, ``"0.25dur"``). It replaces the default
+            ``evaluate_every_n_epochs=1``; an interval fires after the train step (or epoch,
+            for ``ep``) where floor(count / interval) changes.
 
     Returns:
         The final ``State``.
@@ -60,7 +75,9 @@ def fit(
     Raises:
         TypeError: ``unit`` is not both a ``TrainUnit`` and an ``EvalUnit``, or a dataloader
             is not iterable.
-        ValueError: a negative limit, a zero interval or an empty dataloader.
+        ValueError: a negative limit, a zero interval, a bad duration, ``evaluate_every``
+            together with ``evaluate_every_n_steps`` or an explicit ``evaluate_every_n_epochs``,
+            or an empty dataloader.
             A dataloader with ``len() == 0`` is rejected up front, before any hook runs; an
             unsized iterable that yields no batch in an epoch raises when that epoch finds it
             empty (through the exception path). Resuming an epoch whose data is already
@@ -89,13 +106,28 @@ def fit(
     max_steps = check_limit("max_steps", max_steps)
     max_train_steps_per_epoch = check_limit("max_train_steps_per_epoch", max_train_steps_per_epoch)
     max_eval_steps_per_epoch = check_limit("max_eval_steps_per_epoch", max_eval_steps_per_epoch)
+    evaluate_every_n_steps, evaluate_every_n_epochs = check_fit_eval_arguments(
+        evaluate_every, evaluate_every_n_steps, evaluate_every_n_epochs
+    )
+    cbs = CallbackHandler(callbacks)
+    plan = DurationPlan.build(
+        train_dataloader,
+        max_duration=max_duration,
+        max_steps_per_epoch=max_train_steps_per_epoch,
+        evaluate_every=evaluate_every,
+        callbacks=cbs.callbacks,
+    )
+    max_epochs, max_steps = plan.limits(max_epochs, max_steps)
+    evaluate_every_n_steps, evaluate_every_n_epochs = plan.eval_intervals(
+        evaluate_every_n_steps, evaluate_every_n_epochs
+    )
     evaluate_every_n_steps = check_every_n("evaluate_every_n_steps", evaluate_every_n_steps)
     evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", evaluate_every_n_epochs)
     rules = None
-    if evaluators is not None:
-        rules = resolve_rules(evaluators, max_duration=None, steps_per_epoch=None)
-        check_counted(rules)
-    cbs = CallbackHandler(callbacks)
+    if evaluators is not None:  # the sets' own intervals: dur resolved, counted ones measured
+        spe = _steps_per_epoch(train_dataloader, max_train_steps_per_epoch)
+        rules = resolve_rules(evaluators, plan.max_duration, spe)
+        plan.required.extend(r for r in rules.values() if r is not None and r.unit in COUNTED_UNITS)
     state = State(
         entry_point=EntryPoint.FIT,
         timer=timer,
@@ -112,6 +144,7 @@ def fit(
             evaluate_every_n_epochs=evaluate_every_n_epochs,
         ),
     )
+    plan.attach(state, unit)
     if evaluators is not None and state.eval_state is not None:
         state._evaluators = EvalSchedule(evaluators, state.eval_state, rules)
     run_train(state, unit, cbs)

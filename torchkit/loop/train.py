@@ -20,6 +20,7 @@ from torchkit.loop.common import (
     set_sampler_epoch,
     set_training_mode,
 )
+from torchkit.loop.duration_loop import DurationPlan, duration_after_step, tracked_step
 from torchkit.loop.evaluate import evaluate_impl
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
@@ -39,6 +40,7 @@ def train(
     max_steps_per_epoch: int | None = None,
     callbacks: list[Callback] | None = None,
     timer: Timer | None = None,
+    max_duration: Any = None,
 ) -> State:
     """Train ``train_unit`` on ``train_dataloader``.
 
@@ -55,7 +57,8 @@ def train(
             train_progress.increment_epoch(); on_train_epoch_end
         on_train_end; restore module modes
 
-    With neither ``max_epochs`` nor ``max_steps`` it warns and trains until stopped.
+    With neither ``max_epochs``, ``max_steps`` nor ``max_duration`` it warns and trains until
+    stopped.
 
     Args:
         train_unit: a ``TrainUnit``.
@@ -65,13 +68,19 @@ def train(
         max_steps_per_epoch: end each epoch after this many steps.
         callbacks: callbacks, run in list order after the unit's hook.
         timer: optional ``Timer`` recording loop actions.
+        max_duration: a budget as a ``Duration`` or a string such as ``"2ep"``, ``"1e9tok"``
+            or ``"36h"`` (see the durations docs); whichever limit comes first stops the run.
+            ``ep``/``ba`` budgets act as ``max_epochs``/``max_steps``; an ``sp``/``tok``/``sec``
+            budget stops after the first step that meets it, like ``state.stop()``.
 
     Returns:
         The final ``State`` (``state.preempted`` tells whether a signal stopped the run).
 
     Raises:
         TypeError: ``train_unit`` is not a ``TrainUnit`` or the dataloader is not iterable.
-        ValueError: a negative or non-integral limit, or an empty dataloader.
+        ValueError: a negative or non-integral limit, a bad ``max_duration``, or an empty
+            dataloader. A ``tok``/``sp`` budget whose counter (``count_tokens`` /
+            ``count_samples``) gives 0 or None at the first step raises there.
             A dataloader with ``len() == 0`` is rejected up front, before any hook runs; an
             unsized iterable that yields no batch in an epoch raises when that epoch finds it
             empty (through the exception path). Resuming an epoch whose data is already
@@ -90,6 +99,13 @@ def train(
     max_steps = check_limit("max_steps", max_steps)
     max_steps_per_epoch = check_limit("max_steps_per_epoch", max_steps_per_epoch)
     cbs = CallbackHandler(callbacks)
+    plan = DurationPlan.build(
+        train_dataloader,
+        max_duration=max_duration,
+        max_steps_per_epoch=max_steps_per_epoch,
+        callbacks=cbs.callbacks,
+    )
+    max_epochs, max_steps = plan.limits(max_epochs, max_steps)
     state = State(
         entry_point=EntryPoint.TRAIN,
         timer=timer,
@@ -100,6 +116,7 @@ def train(
             max_steps_per_epoch=max_steps_per_epoch,
         ),
     )
+    plan.attach(state, train_unit)
     run_train(state, train_unit, cbs)
     return state
 
@@ -107,7 +124,9 @@ def train(
 def run_train(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> None:
     """The shared body of ``train`` and ``fit``: grad mode, the exception path, logging."""
     ts = state.train_state
-    if ts is not None and ts.max_epochs is None and ts.max_steps is None:
+    tracker = state.duration_tracker
+    unbounded = tracker is None or tracker.max_duration is None
+    if ts is not None and ts.max_epochs is None and ts.max_steps is None and unbounded:
         logger.warning(
             "Neither max_epochs nor max_steps is set: training runs until state.stop() is "
             "called. Pass max_epochs or max_steps to bound it."
@@ -139,6 +158,8 @@ def _train_impl(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> Non
         call_hook(state, "train.on_train_start", unit.on_train_start)
         for fn in cbs.on_train_start:
             fn(state, unit)
+        if state.duration_tracker is not None:
+            state.duration_tracker.start()  # after the hooks, which may replace its clock
         if state._resume_pending_eval:  # resumed from a checkpoint taken with an eval due
             state._resume_pending_eval = False
             if state._evaluators is None:
@@ -180,6 +201,9 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
     fns = StepFns(
         unit.get_next_train_batch, unit.train_step, step_requires_iterator(unit.train_step)
     )
+    tracker = state.duration_tracker
+    if tracker is not None and tracker.needs_step_updates:
+        fns = fns._replace(step=tracked_step(state, unit, fns.step))
     hooks = StepHooks(
         cbs.on_train_get_next_batch_start,
         cbs.on_train_get_next_batch_end,
@@ -189,7 +213,11 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
     exhausted = run_steps(
         state, unit, ts, progress, data_iter, fns, hooks,
         timer_prefix="train", phase_name="train", max_steps=ts.max_steps,
-        after_step=_step_eval_trigger(state, unit, cbs),
+        after_step=duration_after_step(
+            state, unit, _step_eval_trigger(state, unit, cbs),
+            # with Evaluators the sets' trigger also follows a counted evaluate_every
+            (lambda: None) if state._evaluators else lambda: run_eval_in_fit(state, unit, cbs),
+        ),
     )  # fmt: skip
     if exhausted and progress.num_steps_completed_in_epoch == 0:
         raise empty_epoch_error("train_dataloader", "train", progress.num_epochs_completed + 1)
@@ -235,7 +263,7 @@ def _step_eval_sets_trigger(
 ) -> Callable[[], bool] | None:
     """``_step_eval_trigger`` for ``Evaluators``: runs the sets due at each global step."""
     schedule = state._evaluators
-    if not schedule.has_step_rules():
+    if not schedule.has_step_rules(state.duration_tracker):
         return None
     progress = unit.train_progress
 

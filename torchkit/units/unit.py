@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from torchkit.loop.progress import Progress
@@ -39,6 +39,30 @@ def step_requires_iterator(step_fn: Callable[..., Any]) -> bool:
         return head in ("Iterator", "typing.Iterator", "collections.abc.Iterator")
     origin = typing.get_origin(ann) or ann
     return origin in (Iterator, typing.Iterator)
+
+
+def leading_dim(batch: Any) -> int | None:
+    """The leading dimension of a tensor, or of the first tensor in a mapping or sequence.
+
+    Example:
+        >>> import torch
+        >>> leading_dim({"x": torch.zeros(16, 3)}), leading_dim((torch.zeros(4), 1)), leading_dim(3)
+        (16, 4, None)
+    """
+    shape = getattr(batch, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    if isinstance(batch, Mapping):
+        items: Iterable[Any] = batch.values()
+    elif isinstance(batch, (list, tuple)):
+        items = batch
+    else:
+        return None
+    for item in items:
+        n = leading_dim(item)
+        if n is not None:
+            return n
+    return None
 
 
 class _UnitBase(AppStateMixin):
@@ -88,6 +112,41 @@ class TrainUnit(_UnitBase, Generic[TTrainData], ABC):
     @abstractmethod
     def train_step(self, state: State, data: TTrainData) -> Any:
         """Run one training step on ``data``; the return value is ``step_output``."""
+
+    def count_samples(self, batch: Any) -> int | None:
+        """Samples in ``batch``, for ``sp`` durations: its leading dimension (of a tensor, or of
+        the first tensor in a mapping or sequence); ``None`` when there is none.
+
+        Reads shapes only (no host-device sync). The loop multiplies it by the world size; an
+        override is summed across ranks instead. Override it for batches whose size the
+        leading dimension does not give.
+        """
+        return leading_dim(batch)
+
+    def count_tokens(self, batch: Any) -> int | None:
+        """Tokens in ``batch``, for ``tok`` durations: the element count of its ``input_ids``
+        (else ``attention_mask``) field, padding included; ``None`` when it has neither.
+
+        Reads shapes only (no host-device sync). The loop multiplies it by the world size; an
+        override is summed across ranks instead. For exact non-pad counts return a Python int
+        computed on CPU, e.g. a collate field: ``return batch["num_tokens"]``.
+        """
+        # a dict first: this runs every step of a ``tok`` run, so the common case costs no
+        # call beyond ``numel``
+        if batch.__class__ is not dict and not isinstance(batch, Mapping):
+            return None
+        try:
+            ids = batch["input_ids"]
+        except KeyError:
+            try:
+                ids = batch["attention_mask"]
+            except KeyError:
+                return None
+        try:
+            n: int = ids.numel()  # a tensor's shape product: no host sync
+        except AttributeError:
+            return None
+        return n
 
     def on_train_epoch_end(self, state: State) -> None:
         """Called at the end of each train epoch, after ``num_epochs_completed`` counts it."""
