@@ -4,7 +4,12 @@ Workload: the tiny MLP (32 -> 32 -> 1, batch 16), SGD, one thread. Contenders ru
 interleaved rounds in one process; the figure is the median µs/step minus the raw loop's, plus
 Python calls per step under cProfile and the import cost. Prints one JSON line.
 
-    python benchmarks/loop_overhead.py [--steps 500 --rounds 15]
+The ``fit_tok`` contender (``max_duration="…tok"`` with ``evaluate_every="…tok"``, counting
+tokens every step) is compared with ``fit_steps`` (the same run with ``max_steps`` and
+``evaluate_every_n_steps``) as ``fit_tok_vs_fit_steps_*``; neither interval fires, so both
+rows are the per-step cost of the loop alone.
+
+    python benchmarks/loop_overhead.py [--steps 500 --rounds 15] [--quick]
 """
 
 from __future__ import annotations
@@ -45,6 +50,44 @@ class TinyTrainUnit(torchkit.TrainUnit[tuple[torch.Tensor, torch.Tensor]]):
         self.optimizer.zero_grad(set_to_none=True)
 
 
+class TinyFitUnit(TinyTrainUnit, torchkit.EvalUnit[tuple[torch.Tensor, torch.Tensor]]):
+    def eval_step(self, state: torchkit.State, data: tuple[torch.Tensor, torch.Tensor]) -> None:
+        pass
+
+    def count_tokens(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        # what the default counter costs on a {"input_ids": ...} batch: one numel() call
+        return batch[0].numel()
+
+
+NEVER = 10**12  # an eval interval that never fires within a benchmark run
+
+
+def make_fit_steps_loop() -> Runner:
+    unit = TinyFitUnit()
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        unit.train_progress = torchkit.Progress()
+        torchkit.fit(
+            unit, batches, batches[:1], max_steps=len(batches), evaluate_every_n_steps=NEVER,
+            evaluate_every_n_epochs=None,
+        )  # fmt: skip
+
+    return run
+
+
+def make_fit_tok_loop() -> Runner:
+    unit = TinyFitUnit()
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        unit.train_progress = torchkit.Progress()
+        tokens = len(batches) * batches[0][0].numel()  # the budget ends at the last batch
+        torchkit.fit(
+            unit, batches, batches[:1], max_duration=f"{tokens}tok", evaluate_every=f"{NEVER}tok"
+        )
+
+    return run
+
+
 def make_train_unit_loop() -> Runner:
     unit = TinyTrainUnit()
 
@@ -69,13 +112,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.rounds = 50, 3
     torch.set_num_threads(1)
 
     makers = {
         "raw": make_raw_loop,
         "train_unit": make_train_unit_loop,
         "auto_unit": make_auto_unit_loop,
+        "fit_steps": make_fit_steps_loop,
+        "fit_tok": make_fit_tok_loop,
     }
     us = interleaved_us_per_step({k: m() for k, m in makers.items()}, args.steps, args.rounds)
     calls = {k: calls_per_step(m) for k, m in makers.items()}
@@ -89,7 +137,10 @@ def main() -> None:
         result[f"{name}_ratio"] = round(us[name] / us["raw"], 4)
         result[f"{name}_extra_calls_per_step"] = round(calls[name] - calls["raw"], 2)
     result["raw_calls_per_step"] = round(calls["raw"], 2)
-    result.update({k: round(v, 1) for k, v in import_cost_ms().items()})
+    result["fit_tok_vs_fit_steps_us"] = round(us["fit_tok"] - us["fit_steps"], 2)
+    result["fit_tok_vs_fit_steps_calls_per_step"] = round(calls["fit_tok"] - calls["fit_steps"], 2)
+    if not args.quick:
+        result.update({k: round(v, 1) for k, v in import_cost_ms().items()})
     emit(result)
 
 

@@ -82,6 +82,7 @@ def _python_blocks(md: Path) -> list[str]:
         "docs/observability.md",
         "docs/autounit.md",
         "docs/checkpointing.md",
+        "docs/durations.md",
     ],
 )
 def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

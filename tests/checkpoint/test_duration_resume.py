@@ -16,7 +16,8 @@ from torchkit.checkpoint import list_checkpoints
 def test_1e3tok_run_killed_at_step_3_resumes_to_the_same_step(tmp_path: Path) -> None:
     # 24 samples in batches of 4, 16 tokens a sample: 64 tokens a step, 1e3tok -> 16 steps
     common = ("--mode", "train", "--max-duration", "1e3tok", "--save-every", "3")
-    ref_proc = popen_script(*common, "--dir", str(tmp_path / "ref"), "--out", str(tmp_path / "ref.pt"))  # fmt: skip
+    ref_dir, ref_out = str(tmp_path / "ref"), str(tmp_path / "ref.pt")
+    ref_proc = popen_script(*common, "--dir", ref_dir, "--out", ref_out)
     ckpt = str(tmp_path / "ckpt")
     killed = run_script(
         *common, "--dir", ckpt, "--out", str(tmp_path / "x.pt"), "--kill-after", "3"

@@ -317,3 +317,36 @@ def test_restored_counts_continue_and_a_met_budget_runs_no_step() -> None:
     DistributedCheckpointSaver.restore(f"{url}/epoch_1_train_step_4", again)
     train(again, token_batches(8), max_duration="256tok")
     assert again.train_progress.num_steps_completed == 4  # the budget was already met
+
+
+def test_evaluate_every_30m_with_an_injected_clock() -> None:
+    clock = FakeClock()
+    unit = TokenUnit()
+    fit(unit, token_batches(8), token_batches(1), max_duration="1h", evaluate_every="30m",
+        callbacks=[clock.callback()])  # fmt: skip
+    assert unit.train_progress.num_steps_completed == 4
+    assert unit.evals_at == [2, 4]  # 2,000 s and 4,000 s cross a 1,800 s boundary
+
+
+def test_a_save_at_a_step_with_a_due_token_eval_reruns_it_on_resume() -> None:
+    url = "memory://durations/eval_pending"
+    saver = DistributedCheckpointSaver(url, save_every="128tok")
+    unit = TokenUnit()
+    fit(unit, token_batches(8), token_batches(1), max_duration="256tok", evaluate_every="128tok",
+        callbacks=[saver])  # fmt: skip
+    assert unit.evals_at == [2, 4]
+    resumed = TokenUnit()
+    DistributedCheckpointSaver.restore(f"{url}/epoch_0_train_step_2", resumed)
+    fit(resumed, token_batches(8), token_batches(1), max_duration="256tok",
+        evaluate_every="128tok", callbacks=[DistributedCheckpointSaver(url + "2")])  # fmt: skip
+    assert resumed.evals_at == [2, 4]  # the eval due at step 2 runs first, then step 4's
+
+
+def test_counting_and_deciding_read_no_tensor_value(host_syncs: list[str]) -> None:
+    unit = TokenUnit()
+    fit(unit, token_batches(8), token_batches(1), max_duration="500tok", evaluate_every="100sp",
+        callbacks=[FakeClock().callback()])  # fmt: skip
+    fit(unit, token_batches(8), token_batches(1), max_duration="1h", evaluate_every="100tok",
+        callbacks=[FakeClock().callback()])  # fmt: skip
+    assert unit.train_progress.num_steps_completed == 8 + 4
+    assert host_syncs == []

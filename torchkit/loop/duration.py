@@ -15,8 +15,12 @@ How a loop component (an eval schedule, a checkpointer, a callback) uses one:
 1. At construction, validate the user's value: ``every = Duration.parse(every, name="every")``
    (``ValueError`` naming the argument otherwise). ``check_interval`` also rejects a zero
    interval.
-2. Before ``on_train_start``, convert ``dur`` into a concrete unit:
-   ``every = resolve_interval(every, max_duration, steps_per_epoch, name="every")``.
+2. Before ``on_train_start``, convert ``dur`` into a concrete unit and tell the run what to
+   count. A callback defines ``resolve_durations(max_duration, steps_per_epoch) ->
+   list[Duration]``, which ``train``/``fit`` call before any hook (the checkpointers'
+   ``save_every`` does this, with ``resolve_interval(every, max_duration, steps_per_epoch,
+   name=...)``); loop code calls ``DurationPlan.add_interval(every, name=...)``
+   (``torchkit.loop.duration_loop``) on the run's plan before ``plan.attach``.
 3. After each train step (in ``on_train_step_end`` or the loop's ``after_step``), ask the
    run's tracker: ``state.duration_tracker.fires(every)``; after each train epoch,
    ``state.duration_tracker.fires_at_epoch_end(every)`` (only ``ep`` intervals fire there).

@@ -66,6 +66,7 @@ class DurationPlan:
     max_duration: Duration | None = None
     evaluate_every: Duration | None = None
     required: list[Duration] = field(default_factory=list)
+    steps_per_epoch: int | None = None
 
     @classmethod
     def build(
@@ -88,19 +89,40 @@ class DurationPlan:
                 ``max_duration`` or one that needs the length of an unsized dataloader.
         """
         limit = check_max_duration(max_duration)
-        every = check_interval(evaluate_every, name="evaluate_every")
         spe = _steps_per_epoch(dataloader, max_steps_per_epoch)
-        plan = cls(max_duration=limit)
+        plan = cls(max_duration=limit, steps_per_epoch=spe)
         if limit is not None:
             plan.required.append(limit)
-        if every is not None:
-            plan.evaluate_every = resolve_interval(every, limit, spe, name="evaluate_every")
-            plan.required.append(plan.evaluate_every)
+        if evaluate_every is not None:
+            plan.evaluate_every = plan.add_interval(evaluate_every, name="evaluate_every")
         for cb in callbacks or ():
             resolve = getattr(cb, "resolve_durations", None)
             if callable(resolve):
                 plan.required.extend(resolve(limit, spe))
         return plan
+
+    def add_interval(self, every: Any, *, name: str) -> Duration:
+        """Parse and resolve another interval of the run (e.g. one eval set's ``every``) and
+        make the tracker measure it; call before ``attach``.
+
+        Args:
+            every: the user's value (a ``Duration``, a string or a pair).
+            name: the argument's name, for error messages.
+
+        Raises:
+            ValueError: what ``check_interval`` and ``resolve_interval`` reject.
+
+        Example:
+            >>> plan = DurationPlan.build([1, 2], max_duration="10tok")
+            >>> plan.add_interval("0.5dur", name="every")
+            Duration(value=5, unit='tok')
+        """
+        d = check_interval(every, name=name)
+        if d is None:
+            raise ValueError(f"{name}=None is invalid here: expected an interval such as '1ep'.")
+        resolved = resolve_interval(d, self.max_duration, self.steps_per_epoch, name=name)
+        self.required.append(resolved)
+        return resolved
 
     def limits(
         self, max_epochs: int | None, max_steps: int | None
@@ -156,9 +178,21 @@ def check_fit_eval_arguments(
     """With ``evaluate_every``, the integer intervals must be left alone; returns them with
     the *default* ``evaluate_every_n_epochs`` turned off.
 
+    Args:
+        evaluate_every: ``fit``'s ``evaluate_every``.
+        every_n_steps: ``fit``'s ``evaluate_every_n_steps``.
+        every_n_epochs: ``fit``'s ``evaluate_every_n_epochs`` (its default is
+            ``DEFAULT_EVERY_N_EPOCHS``, told apart from a user's 1 by identity).
+
     Raises:
         ValueError: ``evaluate_every`` together with ``evaluate_every_n_steps`` or an explicit
             ``evaluate_every_n_epochs``.
+
+    Example:
+        >>> check_fit_eval_arguments("500ba", None, DEFAULT_EVERY_N_EPOCHS)
+        (None, None)
+        >>> check_fit_eval_arguments(None, 3, DEFAULT_EVERY_N_EPOCHS)
+        (3, 1)
     """
     if evaluate_every is None:
         return every_n_steps, every_n_epochs

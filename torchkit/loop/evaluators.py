@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from torchkit.loop.common import check_dataloader
-from torchkit.loop.duration import Duration, check_interval, crossed, resolve_interval
+from torchkit.loop.duration import Duration, check_interval, crossed
 from torchkit.loop.duration_loop import COUNTED_UNITS
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import PhaseState, State, check_every_n, check_limit
@@ -208,25 +208,6 @@ def _check_name(name: Any) -> None:
         )
 
 
-def resolve_rules(
-    evaluators: Evaluators, max_duration: Duration | None, steps_per_epoch: int | None
-) -> dict[str, Duration | None]:
-    """Each set's own interval with ``dur`` converted through ``max_duration`` (before any
-    hook runs), by name; ``None`` for a set that follows ``fit``'s intervals.
-
-    Raises:
-        ValueError: a ``dur`` interval without ``max_duration``, or one that needs the length
-            of an unsized train dataloader (the message names ``<set>.every``).
-    """
-    rules: dict[str, Duration | None] = {}
-    for name, s in evaluators.items():
-        every = s.every
-        if every is not None:
-            every = resolve_interval(every, max_duration, steps_per_epoch, name=f"{name}.every")
-        rules[name] = every
-    return rules
-
-
 class EvalSchedule:
     """``fit``'s run-time view of ``Evaluators``: which sets are due when, and their counts.
 
@@ -241,7 +222,8 @@ class EvalSchedule:
     Args:
         evaluators: the sets.
         eval_state: ``fit``'s eval ``PhaseState``.
-        rules: ``resolve_rules``'s result (default: the sets' own intervals, unresolved).
+        rules: each set's interval resolved by ``fit``'s ``DurationPlan.add_interval`` (default:
+            the sets' own intervals, unresolved, as ``evaluate`` needs them: not at all).
     """
 
     def __init__(

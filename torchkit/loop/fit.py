@@ -10,13 +10,11 @@ from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader
 from torchkit.loop.duration_loop import (
-    COUNTED_UNITS,
     DEFAULT_EVERY_N_EPOCHS,
     DurationPlan,
-    _steps_per_epoch,
     check_fit_eval_arguments,
 )
-from torchkit.loop.evaluators import EvalSchedule, Evaluators, resolve_rules
+from torchkit.loop.evaluators import EvalSchedule, Evaluators
 from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
 from torchkit.loop.train import run_train
 from torchkit.units.unit import EvalUnit, TrainUnit
@@ -125,9 +123,10 @@ def fit(
     evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", evaluate_every_n_epochs)
     rules = None
     if evaluators is not None:  # the sets' own intervals: dur resolved, counted ones measured
-        spe = _steps_per_epoch(train_dataloader, max_train_steps_per_epoch)
-        rules = resolve_rules(evaluators, plan.max_duration, spe)
-        plan.required.extend(r for r in rules.values() if r is not None and r.unit in COUNTED_UNITS)
+        rules = {
+            name: None if es.every is None else plan.add_interval(es.every, name=f"{name}.every")
+            for name, es in evaluators.items()
+        }
     state = State(
         entry_point=EntryPoint.FIT,
         timer=timer,
