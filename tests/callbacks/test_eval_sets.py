@@ -150,3 +150,27 @@ def test_eval_loader_states_are_saved_per_set_and_restored_by_name(tmp_path: Pat
         DistributedCheckpointSaver.restore(
             latest, FitUnit(seed=2), eval_dataloader=evals(test="holdout")
         )
+
+
+def test_torchmetrics_are_published_and_reset_per_set() -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from tests.callbacks._units import ClassifierUnit, loader
+    from torchkit.callbacks import MetricsLogger
+    from torchkit.loggers import InMemoryLogger
+
+    lg = InMemoryLogger()
+    unit = ClassifierUnit()
+    val, test = loader(16, 4), loader(8, 4)
+    fit(unit, loader(8, 4), Evaluators(val=val, test=test), max_epochs=1,
+        callbacks=[MetricsLogger(lg)])  # fmt: skip
+    row = lg.log_buffer[2]
+    assert {"eval/val/accuracy", "eval/val/loss", "eval/test/accuracy", "eval/test/loss"} <= set(
+        row
+    )
+    for name, dl in (("val", val), ("test", test)):
+        acc = MulticlassAccuracy(num_classes=2)
+        with torch.no_grad():
+            for x, y in dl:
+                acc.update(unit.module(x), y)
+        assert row[f"eval/{name}/accuracy"] == pytest.approx(acc.compute().item())
