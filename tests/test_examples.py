@@ -83,6 +83,7 @@ def _python_blocks(md: Path) -> list[str]:
         "docs/autounit.md",
         "docs/checkpointing.md",
         "docs/durations.md",
+        "docs/evaluators.md",
     ],
 )
 def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
