@@ -174,3 +174,42 @@ def test_torchmetrics_are_published_and_reset_per_set() -> None:
             for x, y in dl:
                 acc.update(unit.module(x), y)
         assert row[f"eval/{name}/accuracy"] == pytest.approx(acc.compute().item())
+
+
+def test_preemption_at_a_step_with_a_set_due_runs_that_set_first_on_resume(
+    tmp_path: Path,
+) -> None:
+    def evals() -> Evaluators:
+        return Evaluators(val=EvalSet(batches(1), every="2ba"), test=EvalSet(batches(1), every=1))
+
+    def loader() -> StatefulDataLoader[Any]:
+        return StatefulDataLoader(batches(4), batch_size=None)
+
+    seen: list[tuple[str, int]] = []
+    cb = Lambda(
+        on_eval_start=lambda s, u: seen.append(
+            (s.eval_state.name, u.train_progress.num_steps_completed)
+        )
+    )
+
+    def send_at_step_2(state: State, unit: Any) -> None:
+        if unit.train_progress.num_steps_completed == 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    reference = FitUnit()
+    fit(reference, loader(), evals(), max_epochs=2)
+    unit, train_dl = FitUnit(), loader()
+    saver = DistributedCheckpointSaver(str(tmp_path), preemption_signals=(signal.SIGUSR1,))
+    state = fit(unit, train_dl, evals(), max_epochs=2,
+                callbacks=[saver, Lambda(on_train_step_start=send_at_step_2), cb])  # fmt: skip
+    assert state.preempted and seen == []  # the val evaluation due at step 2 did not start
+    fresh, fresh_dl = FitUnit(seed=5), loader()
+    assert DistributedCheckpointSaver.restore_from_latest(
+        str(tmp_path), fresh, train_dataloader=fresh_dl
+    )
+    saver2 = DistributedCheckpointSaver(str(tmp_path / "2"))  # it runs the pending eval
+    fit(fresh, fresh_dl, evals(), max_epochs=2, callbacks=[saver2, cb])
+    assert seen == [("val", 2), ("val", 4), ("test", 4), ("val", 6), ("val", 8), ("test", 8)]
+    assert fresh.eval_progress == reference.eval_progress
+    for a, b in zip(fresh.net.parameters(), reference.net.parameters(), strict=True):
+        assert torch.equal(a, b)
