@@ -106,6 +106,7 @@ def _python_blocks(md: Path) -> list[str]:
         "docs/checkpointing.md",
         "docs/durations.md",
         "docs/data_and_stages.md",
+        "docs/evaluators.md",
     ],
 )
 def test_doc_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

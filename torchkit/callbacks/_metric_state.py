@@ -17,7 +17,8 @@ are in ``state.metrics`` whichever callback runs first:
   ``state.metrics`` and returns them. Cached by the train step count: a second call at the
   same step returns the same values without computing again.
 * ``publish_eval(state, unit)`` - call from ``on_eval_epoch_end``. The same for the eval
-  loss mean and ``unit.eval_metrics`` (``eval/<name>``), cached by the eval epoch count.
+  loss mean and ``unit.eval_metrics`` (``eval/<name>``, or ``eval/<set>/<name>`` for a named
+  eval set of ``Evaluators``), cached by the eval epoch count.
 * ``add_time(state, category, seconds)`` / ``get_times(state)`` - wall-time buckets
   (``"checkpoint"``...) that callbacks report and ``RunSummary`` prints.
 
@@ -278,7 +279,9 @@ def read_floats(
     return dict(sorted(out.items()))
 
 
-def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> dict[str, float]:
+def _publish(
+    state: State, unit: Any, phase: str, key: int, grad_norm: Any, prefix: str | None = None
+) -> dict[str, float]:
     acc = get_metric_state(state).phases[phase]
     if acc.published_key == key:
         return acc.published
@@ -289,7 +292,8 @@ def _publish(state: State, unit: Any, phase: str, key: int, grad_norm: Any) -> d
     read = read_floats(values, acc.losses)  # sorted by name
     if acc.losses:
         read["loss"] /= acc.count
-    floats = {f"{phase}/{k}": v for k, v in read.items()}
+    prefix = prefix or phase
+    floats = {f"{prefix}/{k}": v for k, v in read.items()}
     reset_metrics(metrics)
     acc.losses, acc.count = [], 0
     acc.generation += 1
@@ -343,8 +347,13 @@ def loss_mark(state: State) -> tuple[int, int]:
 
 def publish_eval(state: State, unit: Any) -> dict[str, float]:
     """Compute, read once, publish (``eval/<name>``) and reset the eval metrics; cached by the
-    eval epoch count. Returns the published ``{name: value}``."""
-    return _publish(state, unit, "eval", unit.eval_progress.num_epochs_completed, None)
+    eval epoch count. Returns the published ``{name: value}``.
+
+    For a named set of ``Evaluators`` the names are ``eval/<set>/<name>`` (``eval/val/loss``).
+    """
+    es = state.eval_state
+    prefix = es._metric_prefix if es is not None else None
+    return _publish(state, unit, "eval", unit.eval_progress.num_epochs_completed, None, prefix)
 
 
 def add_time(state: State, category: str, seconds: float) -> None:

@@ -15,6 +15,7 @@ from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_
 from torchkit.checkpoint.naming import BestCheckpointConfig, CheckpointName, list_checkpoints
 from torchkit.checkpoint.storage import is_committed, remove_checkpoint, remove_quietly
 from torchkit.loop.duration import Duration, check_interval, resolve_interval
+from torchkit.loop.evaluators import round_is_ending, round_is_starting
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, State
 from torchkit.utils.distributed import get_global_rank, get_world_size
@@ -214,7 +215,12 @@ class BaseCheckpointer(Callback, ABC):
             self._save(state, unit, eval_pending=self._eval_due_after_epoch(state, epochs))
 
     def on_eval_start(self, state: State, unit: Any) -> None:
-        if state.entry_point == EntryPoint.FIT and self._preemption.enabled:
+        # with Evaluators, the snapshot is of the whole round: a resumed run re-runs the round
+        if (
+            state.entry_point == EntryPoint.FIT
+            and self._preemption.enabled
+            and round_is_starting(state)
+        ):
             # What a checkpoint taken in the middle of this eval must hold: the state from
             # before it, so the resumed run re-runs the whole eval with the same random draws.
             self._eval_snapshot = {
@@ -246,7 +252,8 @@ class BaseCheckpointer(Callback, ABC):
             self._save(state, unit, eval_pending=False)
 
     def on_eval_end(self, state: State, unit: Any) -> None:
-        self._eval_snapshot = None
+        if round_is_ending(state):
+            self._eval_snapshot = None
 
     def on_train_end(self, state: State, unit: Any) -> None:
         try:
@@ -269,6 +276,8 @@ class BaseCheckpointer(Callback, ABC):
 
     @staticmethod
     def _eval_due_after_step(state: State, steps: int) -> bool:
+        if state._evaluators is not None:
+            return bool(state._evaluators.due_after_step(steps, state.duration_tracker))
         es = state.eval_state
         n = es.evaluate_every_n_steps if es is not None else None
         tracker = state.duration_tracker
@@ -279,6 +288,8 @@ class BaseCheckpointer(Callback, ABC):
 
     @staticmethod
     def _eval_due_after_epoch(state: State, epochs: int) -> bool:
+        if state._evaluators is not None:
+            return bool(state._evaluators.due_after_epoch(epochs))
         es = state.eval_state
         n = es.evaluate_every_n_epochs if es is not None else None
         return state.entry_point == EntryPoint.FIT and bool(n) and epochs % n == 0  # type: ignore[operator]
@@ -286,6 +297,8 @@ class BaseCheckpointer(Callback, ABC):
     @staticmethod
     def _loader_state(state: State, unit: Any, phase: str) -> Any:
         ps = state.train_state if phase == "train" else state.eval_state
+        if phase == "eval" and state._evaluators is not None:  # every set's, by name
+            return dataloader_state(unit, phase, state._evaluators.evaluators)
         return None if ps is None else dataloader_state(unit, phase, ps.dataloader)
 
     def _metric_value(self, state: State, unit: Any) -> float | None:

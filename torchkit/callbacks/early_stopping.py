@@ -11,6 +11,7 @@ import torch
 from torchkit.callbacks._logging_utils import check_choice, check_interval
 from torchkit.callbacks._metric_state import publish_eval, publish_train
 from torchkit.callbacks.callback import Callback
+from torchkit.loop.evaluators import eval_epochs_of_set, publishes_metric
 from torchkit.loop.state import State
 from torchkit.utils.distributed import sync_bool
 from torchkit.utils.early_stop_checker import EarlyStopChecker
@@ -37,7 +38,9 @@ class EarlyStopping(Callback):
     The value is a metric name in ``state.metrics`` (``"eval/loss"``, ``"eval/accuracy"``,
     ``"train/loss"``: published by this callback itself, so no other callback is needed) or,
     TNT-style, an attribute of the unit (``monitored_attr``). Checks run at the end of every
-    ``interval_freq``-th epoch or step of ``phase``. The stop decision is taken on rank 0 and
+    ``interval_freq``-th epoch or step of ``phase``. With ``Evaluators``, a metric of one set
+    (``"-eval/val/loss"``) is checked only after that set's evaluations, and ``interval_freq``
+    counts that set's epochs. The stop decision is taken on rank 0 and
     broadcast (one collective per check), so every rank stops at the same step.
 
     Args:
@@ -128,10 +131,12 @@ class EarlyStopping(Callback):
         if self.phase != "eval":
             return
         publish_eval(state, unit)
+        if self.metric is not None and not publishes_metric(state, self.metric):
+            return  # another eval set of Evaluators: the monitored one did not change
         progress = unit.train_progress if hasattr(unit, "train_progress") else unit.eval_progress
         count = progress.num_steps_completed if self.interval == "step" else None
         if count is None:
-            count = unit.eval_progress.num_epochs_completed
+            count = eval_epochs_of_set(state, unit)
         if count % self.interval_freq == 0:
             self._check(state, unit)
 

@@ -60,7 +60,8 @@ class TQDMProgressBar(Callback):
     ``MetricsLogger``) published the train values since the bar's last read, the bar shows
     those with no sync. Otherwise it reads the loss mean without publishing. Either way a
     logger's windows stay whole. The eval postfix shows the epoch's eval values when the
-    epoch ends.
+    epoch ends. A named set of ``Evaluators`` gets its own bar, ``Eval <name> Epoch <k>``
+    (``k`` counts that set's evaluations).
 
     Args:
         refresh_rate: steps between bar updates.
@@ -116,8 +117,12 @@ class TQDMProgressBar(Callback):
         phase_state = getattr(state, f"{phase}_state")
         done = progress.num_steps_completed_in_epoch
         label = {"train": "Train", "eval": "Eval", "predict": "Predict"}[phase]
+        epoch = progress.num_epochs_completed + 1
+        own = phase_state.set_progress.get(phase_state.name) if phase == "eval" else None
+        if own is not None:  # a named set of Evaluators: its name and its own epoch count
+            label, epoch = f"Eval {phase_state.name}", own.num_epochs_completed + 1
         self._bars[phase] = tqdm(
-            desc=f"{label} Epoch {progress.num_epochs_completed + 1}",
+            desc=f"{label} Epoch {epoch}",
             total=epoch_total(phase_state, progress),
             initial=done,
             file=self.file,
@@ -223,7 +228,8 @@ class TQDMProgressBar(Callback):
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
         values = publish_eval(state, unit)
-        postfix = {k.split("/", 1)[-1]: v for k, v in values.items()}
+        cut = len(state.eval_state._metric_prefix) + 1 if state.eval_state is not None else 5
+        postfix = {k[cut:]: v for k, v in values.items()}  # eval/loss, eval/val/loss -> loss
         self._advance("eval", unit.eval_progress, postfix)
         self._close("eval")
 

@@ -2,6 +2,7 @@
 
 from torchkit.loop.duration import Duration
 from torchkit.loop.evaluate import evaluate
+from torchkit.loop.evaluators import EvalSet, Evaluators
 from torchkit.loop.fit import fit
 from torchkit.loop.predict import predict
 from torchkit.loop.progress import Progress
@@ -12,6 +13,8 @@ __all__ = [
     "ActivePhase",
     "Duration",
     "EntryPoint",
+    "EvalSet",
+    "Evaluators",
     "Phase",
     "PhaseState",
     "Progress",

@@ -29,6 +29,12 @@ def check_unit(name: str, unit: Any, cls: type, entry: str) -> None:
 
 def check_dataloader(name: str, dataloader: Any) -> None:
     """Raise ``TypeError`` for a non-iterable and ``ValueError`` for a sized, empty loader."""
+    if getattr(type(dataloader), "_holds_eval_sets", False):  # loop.evaluators.Evaluators
+        raise TypeError(
+            f"{name}={dataloader!r} is invalid: expected one iterable of batches; Evaluators "
+            "is accepted only as fit()'s eval_dataloader or evaluate()'s dataloader. Pass one "
+            "of its loaders here."
+        )
     if not isinstance(dataloader, Iterable) and not hasattr(dataloader, "__getitem__"):
         raise TypeError(
             f"{name}={dataloader!r} is invalid: expected an iterable of batches such as a "

@@ -11,6 +11,7 @@ import torch
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.loop.common import check_dataloader, check_unit, handle_exception
+from torchkit.loop.evaluators import EvalSchedule, Evaluators
 from torchkit.loop.single_epoch import EpochHooks, run_single_epoch
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
 from torchkit.loop.steps import StepFns
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def evaluate(
     eval_unit: EvalUnit[Any],
-    eval_dataloader: Iterable[Any],
+    eval_dataloader: Iterable[Any] | Evaluators,
     *,
     max_steps_per_epoch: int | None = None,
     callbacks: list[Callback] | None = None,
@@ -43,7 +44,8 @@ def evaluate(
 
     Args:
         eval_unit: an ``EvalUnit``.
-        eval_dataloader: an iterable of batches.
+        eval_dataloader: an iterable of batches, or ``Evaluators`` to evaluate each named set
+            once, in order (their ``every`` does not apply here).
         max_steps_per_epoch: stop the epoch after this many steps.
         callbacks: callbacks, run in list order after the unit's hook.
         timer: optional ``Timer`` recording loop actions.
@@ -64,7 +66,9 @@ def evaluate(
         2
     """
     check_unit("eval_unit", eval_unit, EvalUnit, "evaluate")
-    check_dataloader("eval_dataloader", eval_dataloader)
+    evaluators = eval_dataloader if isinstance(eval_dataloader, Evaluators) else None
+    if evaluators is None:
+        check_dataloader("eval_dataloader", eval_dataloader)
     max_steps_per_epoch = check_limit("max_steps_per_epoch", max_steps_per_epoch)
     cbs = CallbackHandler(callbacks)
     state = State(
@@ -75,7 +79,10 @@ def evaluate(
     logger.info("Started evaluate with max_steps_per_epoch=%s", max_steps_per_epoch)
     try:
         with torch.no_grad():
-            evaluate_impl(state, eval_unit, cbs)
+            if evaluators is None:
+                evaluate_impl(state, eval_unit, cbs)
+            else:
+                _evaluate_sets(state, eval_unit, cbs, evaluators)
     except BaseException as exc:
         handle_exception(state, eval_unit, cbs, exc)
         raise
@@ -93,3 +100,13 @@ def evaluate_impl(state: State, unit: EvalUnit[Any], cbs: CallbackHandler) -> No
         state, unit, eval_state, unit.eval_progress, fns, hooks,
         phase=ActivePhase.EVALUATE, timer_prefix="evaluate", dataloader_name="eval_dataloader",
     )  # fmt: skip
+
+
+def _evaluate_sets(
+    state: State, unit: EvalUnit[Any], cbs: CallbackHandler, evaluators: Evaluators
+) -> None:
+    """``evaluate`` over ``Evaluators``: each set once, in insertion order."""
+    if state.eval_state is None:  # pragma: no cover - internal invariant
+        raise RuntimeError("_evaluate_sets needs state.eval_state")
+    schedule = state._evaluators = EvalSchedule(evaluators, state.eval_state)
+    schedule.run(state, unit, list(evaluators), lambda: evaluate_impl(state, unit, cbs))

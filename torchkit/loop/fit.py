@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,16 +14,19 @@ from torchkit.loop.duration_loop import (
     DurationPlan,
     check_fit_eval_arguments,
 )
+from torchkit.loop.evaluators import EvalSchedule, Evaluators
 from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
 from torchkit.loop.train import run_train
 from torchkit.units.unit import EvalUnit, TrainUnit
 from torchkit.utils.timer import Timer
 
+logger = logging.getLogger(__name__)
+
 
 def fit(
     unit: Any,
     train_dataloader: Iterable[Any],
-    eval_dataloader: Iterable[Any],
+    eval_dataloader: Iterable[Any] | Evaluators,
     *,
     max_epochs: int | None = None,
     max_steps: int | None = None,
@@ -45,7 +49,9 @@ def fit(
     Args:
         unit: a unit that is both a ``TrainUnit`` and an ``EvalUnit``.
         train_dataloader: train batches.
-        eval_dataloader: eval batches.
+        eval_dataloader: eval batches, or ``Evaluators(val=..., test=EvalSet(...))`` for several
+            named eval sets, run in insertion order at each due point (a set without its own
+            ``every`` follows the two intervals below).
         max_epochs: stop after this many train epochs.
         max_steps: stop after this many train steps.
         max_train_steps_per_epoch: end each train epoch after this many steps.
@@ -90,7 +96,10 @@ def fit(
             "class MyUnit(TrainUnit[Batch], EvalUnit[Batch]). Use train() for a train-only unit."
         )
     check_dataloader("train_dataloader", train_dataloader)
-    check_dataloader("eval_dataloader", eval_dataloader)
+    evaluators = eval_dataloader if isinstance(eval_dataloader, Evaluators) else None
+    if evaluators is None:
+        check_dataloader("eval_dataloader", eval_dataloader)
+        _warn_dict_of_loaders(eval_dataloader)
     max_epochs = check_limit("max_epochs", max_epochs)
     max_steps = check_limit("max_steps", max_steps)
     max_train_steps_per_epoch = check_limit("max_train_steps_per_epoch", max_train_steps_per_epoch)
@@ -112,6 +121,12 @@ def fit(
     )
     evaluate_every_n_steps = check_every_n("evaluate_every_n_steps", evaluate_every_n_steps)
     evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", evaluate_every_n_epochs)
+    rules = None
+    if evaluators is not None:  # the sets' own intervals: dur resolved, counted ones measured
+        rules = {
+            name: None if es.every is None else plan.add_interval(es.every, name=f"{name}.every")
+            for name, es in evaluators.items()
+        }
     state = State(
         entry_point=EntryPoint.FIT,
         timer=timer,
@@ -129,5 +144,18 @@ def fit(
         ),
     )
     plan.attach(state, unit)
+    if evaluators is not None and state.eval_state is not None:
+        state._evaluators = EvalSchedule(evaluators, state.eval_state, rules)
     run_train(state, unit, cbs)
     return state
+
+
+def _warn_dict_of_loaders(eval_dataloader: Any) -> None:
+    """A dict of loaders is iterated as one loader (its keys), as TNT does: say so."""
+    if isinstance(eval_dataloader, dict) and eval_dataloader:
+        values = list(eval_dataloader.values())
+        if all(isinstance(v, Iterable) and not isinstance(v, (str, bytes)) for v in values):
+            logger.warning(
+                "eval_dataloader is a dict of loaders: it is iterated as one loader (over its "
+                "keys). To evaluate several named sets, pass torchkit.Evaluators(**loaders)."
+            )

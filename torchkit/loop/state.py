@@ -139,6 +139,10 @@ class PhaseState:
         )
         self._step_output: Any = None
         self._iteration_timer = BoundedTimer()
+        # Set by ``fit`` with ``Evaluators`` (``loop.evaluators.EvalSchedule``) for each set.
+        self._name = "eval"
+        self._metric_prefix = "eval"
+        self._set_progress: dict[str, Any] = {}
 
     @property
     def dataloader(self) -> Iterable[Any]:
@@ -171,6 +175,18 @@ class PhaseState:
     @evaluate_every_n_epochs.setter
     def evaluate_every_n_epochs(self, value: int | None) -> None:
         self._evaluate_every_n_epochs = check_every_n("evaluate_every_n_epochs", value)
+
+    @property
+    def name(self) -> str:
+        """The eval set running (or the last one that ran) when ``fit`` got ``Evaluators``;
+        ``"eval"`` for a plain eval loader. Its metrics are ``eval/<name>/<metric>``."""
+        return self._name
+
+    @property
+    def set_progress(self) -> dict[str, Any]:
+        """Per eval set ``Progress`` of this run, by name (empty for a plain eval loader).
+        ``unit.eval_progress`` counts every set's evaluations together, as TNT counts them."""
+        return self._set_progress
 
     @property
     def step_output(self) -> Any:
@@ -226,6 +242,8 @@ class State:
         self._should_stop = False
         self._preempted = False
         self._resume_pending_eval = False
+        self._evaluators: Any = None
+        """Internal: ``fit``'s ``EvalSchedule`` when ``eval_dataloader`` is ``Evaluators``."""
         """Internal: set by a checkpointer at ``on_train_start`` when the restored run stopped
         with an eval due or in progress inside ``fit``; the loop then runs it first."""
         # Per-run accumulators of the logging callbacks (``callbacks._metric_state``); kept on

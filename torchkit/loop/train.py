@@ -162,7 +162,12 @@ def _train_impl(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> Non
             state.duration_tracker.start()  # after the hooks, which may replace its clock
         if state._resume_pending_eval:  # resumed from a checkpoint taken with an eval due
             state._resume_pending_eval = False
-            run_eval_in_fit(state, unit, cbs)
+            if state._evaluators is None:
+                run_eval_in_fit(state, unit, cbs)
+            else:
+                _run_eval_sets(
+                    state, unit, cbs, state._evaluators.due_on_resume(unit.train_progress)
+                )
         while not (state.should_stop or is_done(unit.train_progress, ts.max_epochs, ts.max_steps)):
             _train_epoch(state, unit, cbs)
         call_hook(state, "train.on_train_end", unit.on_train_end)
@@ -210,7 +215,8 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         timer_prefix="train", phase_name="train", max_steps=ts.max_steps,
         after_step=duration_after_step(
             state, unit, _step_eval_trigger(state, unit, cbs),
-            lambda: run_eval_in_fit(state, unit, cbs),
+            # with Evaluators the sets' trigger also follows a counted evaluate_every
+            (lambda: None) if state._evaluators else lambda: run_eval_in_fit(state, unit, cbs),
         ),
     )  # fmt: skip
     if exhausted and progress.num_steps_completed_in_epoch == 0:
@@ -222,7 +228,11 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
     for fn in cbs.on_train_epoch_end:
         fn(state, unit)
     every_n_epochs = state.eval_state.evaluate_every_n_epochs if state.eval_state else None
-    if every_n_epochs and progress.num_epochs_completed % every_n_epochs == 0:
+    if state._evaluators is not None:
+        _run_eval_sets(
+            state, unit, cbs, state._evaluators.due_after_epoch(progress.num_epochs_completed)
+        )
+    elif every_n_epochs and progress.num_epochs_completed % every_n_epochs == 0:
         run_eval_in_fit(state, unit, cbs)
 
 
@@ -232,6 +242,8 @@ def _step_eval_trigger(
     """In ``fit`` with ``evaluate_every_n_steps``, a function run after each train step that
     evaluates on every N-th *global* step and reports whether it did."""
     eval_state = state.eval_state
+    if state._evaluators is not None:
+        return _step_eval_sets_trigger(state, unit, cbs)
     if eval_state is None or not eval_state.evaluate_every_n_steps:
         return None
     progress = unit.train_progress
@@ -244,6 +256,29 @@ def _step_eval_trigger(
         return False
 
     return after_step
+
+
+def _step_eval_sets_trigger(
+    state: State, unit: TrainUnit[Any], cbs: CallbackHandler
+) -> Callable[[], bool] | None:
+    """``_step_eval_trigger`` for ``Evaluators``: runs the sets due at each global step."""
+    schedule = state._evaluators
+    if not schedule.has_step_rules(state.duration_tracker):
+        return None
+    progress = unit.train_progress
+
+    def after_step() -> bool:
+        due = schedule.due_after_step(progress.num_steps_completed, state.duration_tracker)
+        return _run_eval_sets(state, unit, cbs, due)
+
+    return after_step
+
+
+def _run_eval_sets(state: State, unit: Any, cbs: CallbackHandler, names: list[str]) -> bool:
+    """Evaluate the named sets in order (each one as ``run_eval_in_fit``); True if any ran."""
+    if names:
+        state._evaluators.run(state, unit, names, lambda: run_eval_in_fit(state, unit, cbs))
+    return bool(names)
 
 
 def run_eval_in_fit(state: State, unit: Any, cbs: CallbackHandler) -> None:
