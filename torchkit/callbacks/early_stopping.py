@@ -166,7 +166,9 @@ class EarlyStopping(Callback):
             self._check(state, unit)
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
-        if self.phase != "eval":
+        # An eval epoch with no step (``fit`` runs one after ``state.stop()``, as TNT does)
+        # produced nothing to judge.
+        if self.phase != "eval" or unit.eval_progress.num_steps_completed_in_prev_epoch == 0:
             return
         publish_eval(state, unit)
         progress = unit.train_progress if hasattr(unit, "train_progress") else unit.eval_progress
