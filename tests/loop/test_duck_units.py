@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from torchkit import State, evaluate, fit, train
+from torchkit import State, TrainUnit, evaluate, fit, train
 from torchkit.loop.progress import Progress
 
 
@@ -79,3 +79,45 @@ class TrainOnlyDuck:
 def test_objects_without_the_unit_methods_are_clear_errors(call: Any, match: str) -> None:
     with pytest.raises(TypeError, match=match):
         call()
+
+
+class _Batches(TrainUnit[Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[float] = []
+
+    def train_step(self, state: State, data: torch.Tensor) -> None:
+        self.got.append(float(data))
+
+
+def test_get_next_batch_is_used_as_the_train_fetch_hook() -> None:
+    class Doubling(_Batches):
+        def get_next_batch(self, state: State, data_iter: Any) -> torch.Tensor:
+            return next(data_iter) * 2
+
+    unit = Doubling()
+    train(unit, [torch.tensor(1.0), torch.tensor(2.0)], max_epochs=1)
+    assert unit.got == [2.0, 4.0]
+
+
+def test_an_unrelated_get_next_batch_helper_is_left_alone() -> None:
+    class Helper(_Batches):
+        def get_next_batch(self) -> None:  # a helper of the user's, not a fetch hook
+            raise AssertionError("must not be called")
+
+    unit = Helper()
+    train(unit, [torch.tensor(1.0)], max_epochs=1)
+    assert unit.got == [1.0]
+
+
+def test_both_fetch_hooks_is_a_clear_error() -> None:
+    class Both(_Batches):
+        def get_next_batch(self, state: State, data_iter: Any) -> Any:
+            return next(data_iter)
+
+        def get_next_train_batch(self, state: State, data_iter: Any) -> Any:
+            return next(data_iter)
+
+    with pytest.raises(TypeError, match=r"Both defines both get_next_batch and "
+                       r"get_next_train_batch.*Keep get_next_train_batch"):  # fmt: skip
+        train(Both(), [torch.tensor(1.0)], max_epochs=1)

@@ -24,7 +24,7 @@ from torchkit.loop.evaluate import evaluate_impl
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
 from torchkit.loop.steps import StepFns, StepHooks, run_steps
-from torchkit.units.unit import TrainUnit, step_requires_iterator
+from torchkit.units.unit import TrainUnit, step_requires_iterator, train_fetch_fn
 from torchkit.utils.timer import Timer
 
 logger = logging.getLogger(__name__)
@@ -172,9 +172,7 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         rng_state = torch.get_rng_state()
         data_iter = iter(ts.dataloader)
         torch.set_rng_state(rng_state)
-    fns = StepFns(
-        unit.get_next_train_batch, unit.train_step, step_requires_iterator(unit.train_step)
-    )
+    fns = StepFns(train_fetch_fn(unit), unit.train_step, step_requires_iterator(unit.train_step))
     hooks = StepHooks(
         cbs.on_train_get_next_batch_start,
         cbs.on_train_get_next_batch_end,

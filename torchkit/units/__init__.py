@@ -3,7 +3,14 @@
 from torchkit.units.app_state_mixin import AppStateMixin
 from torchkit.units.auto_predict_unit import AutoPredictUnit
 from torchkit.units.auto_unit import AutoUnit, TrainStepResults
-from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
+from torchkit.units.unit import (
+    EvalUnit,
+    PredictUnit,
+    TEvalUnit,
+    TPredictUnit,
+    TrainUnit,
+    TTrainUnit,
+)
 
 __all__ = [
     "AppStateMixin",
@@ -11,6 +18,9 @@ __all__ = [
     "AutoUnit",
     "EvalUnit",
     "PredictUnit",
+    "TEvalUnit",
+    "TPredictUnit",
+    "TTrainUnit",
     "TrainStepResults",
     "TrainUnit",
 ]
