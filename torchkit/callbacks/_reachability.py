@@ -72,3 +72,46 @@ def check_reachable(es: Any, state: State) -> None:
         warn_if_never_reached(owner, "interval_freq", es.interval_freq, "max_epochs", ts.max_epochs)
     else:
         warn_if_never_reached(owner, "interval_freq", es.interval_freq, "max_steps", ts.max_steps)
+
+
+def warn_every_n_steps(owner: str, arg: str, every: int | None, state: State) -> None:
+    """Warn when a train-step interval exceeds the run's ``max_steps``."""
+    ts = state.train_state
+    if ts is not None:
+        warn_if_never_reached(owner, arg, every, "max_steps", ts.max_steps)
+
+
+def warn_checkpointer(
+    state: State,
+    *,
+    every_n_steps: int | None,
+    every_n_epochs: int | None,
+    every_n_eval_epochs: int | None,
+    best_metric: str | None,
+) -> None:
+    """The checkpointer's train-start warnings: intervals beyond the run's limits, eval-epoch
+    saves or an ``eval/`` best metric in a run that never evaluates (the final save still
+    happens, so these warn rather than raise)."""
+    owner = "Checkpointer"
+    ts = state.train_state
+    if ts is not None:
+        warn_if_never_reached(
+            owner, "save_every_n_train_steps", every_n_steps, "max_steps", ts.max_steps
+        )
+        warn_if_never_reached(
+            owner, "save_every_n_epochs", every_n_epochs, "max_epochs", ts.max_epochs
+        )
+    if evaluates(state):
+        return
+    if every_n_eval_epochs is not None:
+        logger.warning(
+            "%s: save_every_n_eval_epochs=%d never triggers: this %s() run never evaluates. "
+            "Use save_every_n_epochs, or fit() with an eval interval.",
+            owner, every_n_eval_epochs, _entry(state),
+        )  # fmt: skip
+    if best_metric is not None and best_metric.startswith("eval/"):
+        logger.warning(
+            "%s: best_checkpoint_config monitors %r, but this %s() run never evaluates, so no "
+            "checkpoint can be ranked by it. Monitor a train/ metric or run fit().",
+            owner, best_metric, _entry(state),
+        )  # fmt: skip

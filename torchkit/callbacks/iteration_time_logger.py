@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from torchkit.callbacks._logging_utils import as_logger_list, check_interval, log_to_all
+from torchkit.callbacks._reachability import warn_every_n_steps
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import PhaseState, State
@@ -49,6 +50,9 @@ class RecentTimerLogger(Callback):
         mean = recent_mean(phase_state, self.timer_key.format(phase=phase), self._window)
         if mean is not None:
             log_to_all(self.loggers, {f"{phase}/{self.metric_name}": mean}, step)
+
+    def on_train_start(self, state: State, unit: Any) -> None:
+        warn_every_n_steps(type(self).__name__, "every_n_steps", self.every_n_steps, state)
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
         self._log(state.train_state, "train", unit.train_progress)
