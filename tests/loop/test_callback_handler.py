@@ -99,3 +99,17 @@ def test_a_spec_mock_callback_records_every_hook_and_adds_no_loss_recorder() -> 
 def test_objects_without_the_interface_are_rejected(bad: object, match: str) -> None:
     with pytest.raises(TypeError, match=match):
         CallbackHandler([bad])
+
+
+def test_a_tnt_hook_torchkit_never_calls_warns(caplog: pytest.LogCaptureFixture) -> None:
+    class IterHooks(Callback):
+        def on_train_dataloader_iter_creation_start(self, state: object, unit: object) -> None:
+            pass
+
+        def on_test_step_end(self, state: object, unit: object) -> None:
+            pass
+
+    with caplog.at_level("WARNING", logger="torchkit.loop.callback_handler"):
+        CallbackHandler([IterHooks(), Callback()])
+    assert caplog.text.count("which torchkit's loop does not call") == 1
+    assert "on_train_dataloader_iter_creation_start, on_test_step_end" in caplog.text

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from torchkit.callbacks.callback import HOOK_NAMES, Callback
+
+logger = logging.getLogger(__name__)
+
+# TNT hooks torchkit's loop does not call (yet): a callback defining one would silently never
+# run, so the handler warns.
+_UNCALLED_TNT_HOOKS = tuple(
+    f"on_{phase}_{event}"
+    for phase in ("train", "eval", "predict")
+    for event in ("dataloader_iter_creation_start", "dataloader_iter_creation_end")
+) + tuple(
+    f"on_test_{event}"
+    for event in ("start", "epoch_start", "step_start", "step_end", "epoch_end", "end")
+)
 
 
 def overrides(callback: Any, hook: str) -> bool:
@@ -18,6 +32,17 @@ def overrides(callback: Any, hook: str) -> bool:
         return cls_attr is not getattr(Callback, hook)
     # No class attribute: a mock or another object that resolves attributes dynamically.
     return callable(getattr(callback, hook, None))
+
+
+def _warn_uncalled_hooks(cb: Any) -> None:
+    """Warn when a callback's class defines a TNT hook that torchkit never calls."""
+    uncalled = [h for h in _UNCALLED_TNT_HOOKS if callable(getattr(type(cb), h, None))]
+    if uncalled:
+        logger.warning(
+            "%s defines %s, which torchkit's loop does not call: that code will not run. "
+            "Move it to a hook torchkit calls (e.g. on_train_epoch_start).",
+            type(cb).__name__, ", ".join(uncalled),
+        )  # fmt: skip
 
 
 def _check_callback(i: int, cb: Any) -> None:
@@ -87,6 +112,7 @@ class CallbackHandler:
         self.callbacks: list[Callback] = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
             _check_callback(i, cb)
+            _warn_uncalled_hooks(cb)
         for hook in HOOK_NAMES:
             setattr(self, hook, [getattr(cb, hook) for cb in self.callbacks if overrides(cb, hook)])
         # ``is True``: a duck-typed object may lack the flag, and a mock's attribute is truthy.
