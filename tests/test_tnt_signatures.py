@@ -95,6 +95,18 @@ TNT: dict[str, list[str]] = {
                                      "float32_matmul_precision='high'"],
     "torchkit.utils.version:is_torch_version_geq": ["version"],
     "torchkit.strategies:FSDPOptimizerWrapper": ["module", "optimizer"],
+    # loggers (torchtnt.utils.loggers) and checkpoint options
+    "torchkit.loggers:CSVLogger": ["path", "steps_before_flushing=100", "log_all_ranks=False"],
+    "torchkit.loggers:JSONLogger": ["path", "steps_before_flushing=100", "log_all_ranks=False"],
+    "torchkit.loggers:StdoutLogger": ["precision=4"],
+    "torchkit.loggers:InMemoryLogger": [],
+    "torchkit.checkpoint:BestCheckpointConfig": ["monitored_metric", "mode='min'"],
+    "torchkit.checkpoint:RestoreOptions": ["restore_modules=True", "restore_train_progress=True",
+                                           "restore_eval_progress=True",
+                                           "restore_predict_progress=True",
+                                           "restore_optimizers=True",
+                                           "restore_lr_schedulers=True", "restore_metrics=True",
+                                           "strict=True", "init_optim_states=True"],
     "torchkit.strategies:FSDP2OptimizerWrapper": ["module", "optimizer"],
 }  # fmt: skip
 
@@ -108,6 +120,8 @@ DEVIATIONS: dict[tuple[str, str], str] = {
     ("torchkit.callbacks:ModuleSummary", "module_inputs"): "named example_inputs",
     ("torchkit.utils:init_from_env", "float32_matmul_precision"): "default None: the global "
     "matmul precision is left alone",
+    ("torchkit.checkpoint:RestoreOptions", "init_optim_states"): "not provided: a fresh "
+    "optimizer's state is always allocated before loading",
 }
 
 
