@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.callbacks._units import ClassifierUnit, ScriptedEvalUnit, loader
-from torchkit import fit, train
+from torchkit import State, TrainUnit, fit, train
 from torchkit.callbacks import EarlyStopping
 from torchkit.utils import EarlyStopChecker, launch_processes
 
@@ -44,7 +44,8 @@ def test_stops_at_the_expected_epoch(
 
 def test_monitored_attr_with_checker_tnt_form() -> None:
     unit = ScriptedEvalUnit([3.0, 2.0, 2.5, 2.6])
-    es = EarlyStopping("score", EarlyStopChecker(mode="min", patience=2))
+    # the unit sets ``score`` during eval, so the check belongs to the eval phase
+    es = EarlyStopping("score", EarlyStopChecker(mode="min", patience=2), phase="eval")
     _fit(unit, es)
     assert es.stopped_at_epoch == 4
 
@@ -89,6 +90,92 @@ def test_unknown_metric_lists_the_available_names() -> None:
 def test_bad_arguments_are_clear_errors(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         EarlyStopping(**kwargs)
+
+
+# TNT form under train() -------------------------------------------------------------------
+
+_SEQ = [1.0, 0.5, 0.6, 0.7, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
+
+
+class ValLossUnit(TrainUnit[Any]):
+    """Sets ``self.val_loss`` from a script in ``on_train_epoch_end`` (a TNT-style unit)."""
+
+    def __init__(self, values: list[float], as_tensor: bool = False) -> None:
+        super().__init__()
+        self.values, self.as_tensor = values, as_tensor
+        self.val_loss: Any = None
+
+    def train_step(self, state: State, data: Any) -> None:
+        return None
+
+    def on_train_epoch_end(self, state: State) -> None:
+        v = self.values[self.train_progress.num_epochs_completed - 1]
+        self.val_loss = torch.tensor(v) if self.as_tensor else v
+
+
+@pytest.mark.parametrize(
+    ("patience", "mode", "sign", "epochs"),
+    [(2, "min", 1.0, 4), (3, "min", 1.0, 8), (2, "max", -1.0, 4), (3, "max", -1.0, 8)],
+)
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_tnt_form_stops_a_train_run(
+    patience: int, mode: str, sign: float, epochs: int, as_tensor: bool
+) -> None:
+    unit = ValLossUnit([sign * v for v in _SEQ], as_tensor)
+    es = EarlyStopping("val_loss", EarlyStopChecker(mode, patience))  # type: ignore[arg-type]
+    train(unit, [torch.zeros(1)] * 2, max_epochs=12, callbacks=[es])
+    assert unit.train_progress.num_epochs_completed == epochs
+    assert unit.train_progress.num_steps_completed == 2 * epochs
+    assert es.phase == "train"
+
+
+def test_tnt_positional_arguments_are_accepted() -> None:
+    unit = ValLossUnit(_SEQ)
+    es = EarlyStopping("val_loss", EarlyStopChecker("min", 2), "epoch", "train", 1)
+    train(unit, [torch.zeros(1)] * 2, max_epochs=12, callbacks=[es])
+    assert (es.interval, es.phase, es.interval_freq) == ("epoch", "train", 1)
+    assert unit.train_progress.num_epochs_completed == 4
+
+
+@pytest.mark.parametrize(
+    ("metric", "phase", "expected"),
+    [("-eval/loss", None, "eval"), ("+train/accuracy", None, "train"), ("-loss", None, "eval"),
+     ("-train/loss", "train", "train"), ("-eval/loss", "eval", "eval")],
+)  # fmt: skip
+def test_metric_form_takes_the_phase_from_the_prefix(
+    metric: str, phase: str | None, expected: str
+) -> None:
+    kwargs: dict[str, Any] = {} if phase is None else {"phase": phase}
+    assert EarlyStopping(metric=metric, **kwargs).phase == expected
+
+
+def test_phase_contradicting_the_metric_prefix_raises() -> None:
+    with pytest.raises(ValueError, match=r"phase='train' is invalid: expected 'eval' because "
+                       r"metric='eval/loss'"):  # fmt: skip
+        EarlyStopping(metric="-eval/loss", phase="train")
+
+
+def test_eval_phase_under_train_raises_at_train_start() -> None:
+    unit = ValLossUnit(_SEQ)
+    es = EarlyStopping("val_loss", EarlyStopChecker("min", 2), phase="eval")
+    with pytest.raises(ValueError, match=r"phase='eval' is invalid for this train\(\) run: it "
+                       r"never evaluates.*Pass phase='train'"):  # fmt: skip
+        train(unit, [torch.zeros(1)] * 2, max_epochs=12, callbacks=[es])
+    assert unit.train_progress.num_steps_completed == 0
+
+
+def test_eval_phase_in_a_fit_that_never_evaluates_raises() -> None:
+    es = EarlyStopping(metric="-eval/loss")
+    with pytest.raises(ValueError, match=r"phase='eval' is invalid for this fit\(\) run"):
+        fit(ClassifierUnit(), loader(8, 4), loader(8, 4), max_epochs=2,
+            evaluate_every_n_epochs=None, callbacks=[es])  # fmt: skip
+
+
+def test_interval_freq_beyond_max_epochs_warns(caplog: pytest.LogCaptureFixture) -> None:
+    es = EarlyStopping("val_loss", EarlyStopChecker("min", 2), interval_freq=5)
+    with caplog.at_level("WARNING", logger="torchkit.callbacks._reachability"):
+        train(ValLossUnit(_SEQ), [torch.zeros(1)] * 2, max_epochs=3, callbacks=[es])
+    assert "interval_freq=5 is larger than max_epochs=3" in caplog.text
 
 
 def _two_rank_run() -> tuple[int, int | None]:

@@ -29,3 +29,12 @@ def test_logs_recent_step_time() -> None:
 def test_bad_window() -> None:
     with pytest.raises(ValueError, match=r"moving_avg_window=0 is invalid"):
         IterationTimeLogger(InMemoryLogger(), moving_avg_window=0)
+
+
+def test_tnt_positional_arguments_and_default_every_step() -> None:
+    lg, every = InMemoryLogger(), InMemoryLogger()
+    cbs = [IterationTimeLogger(lg, 2, 2), IterationTimeLogger(every)]  # window 2, every 2 steps
+    train(ClassifierUnit(), loader(16, 4), max_epochs=1, callbacks=cbs)
+    assert sorted(lg.log_buffer) == [2, 4]
+    # TNT's default, every step; the first step's duration is not recorded yet in its hooks
+    assert sorted(every.log_buffer) == [2, 3, 4]

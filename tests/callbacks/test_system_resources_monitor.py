@@ -34,3 +34,16 @@ def test_bad_arguments() -> None:
         SystemResourcesMonitor(InMemoryLogger(), "step", every_n_steps=-1)
     with pytest.raises(ValueError, match=r"logging_interval='hour' is invalid"):
         SystemResourcesMonitor(InMemoryLogger(), "hour")  # type: ignore[arg-type]
+
+
+def test_step_interval_logs_every_step_by_default_as_tnt() -> None:
+    lg = InMemoryLogger()
+    mon = SystemResourcesMonitor(lg, logging_interval="step")
+    train(ClassifierUnit(), loader(16, 4), max_epochs=1, callbacks=[mon])
+    assert sorted(lg.log_buffer) == [1, 2, 3, 4]
+
+
+def test_every_n_steps_with_the_epoch_interval_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="torchkit.callbacks.system_resources_monitor"):
+        SystemResourcesMonitor(InMemoryLogger(), every_n_steps=10)
+    assert "every_n_steps=10 has no effect with logging_interval='epoch'" in caplog.text

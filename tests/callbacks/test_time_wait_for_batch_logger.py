@@ -35,3 +35,17 @@ def test_logs_data_wait() -> None:
 def test_bad_interval() -> None:
     with pytest.raises(ValueError, match=r"every_n_steps=-3 is invalid"):
         TimeWaitForBatchLogger(InMemoryLogger(), every_n_steps=-3)
+
+
+def test_tnt_arguments_log_every_n_steps_and_warmup_steps() -> None:
+    from tests.callbacks._units import loader
+
+    lg = InMemoryLogger()
+    cb = TimeWaitForBatchLogger(lg, log_every_n_steps=1, warmup_steps=2)
+    train(ClassifierUnit(), loader(16, 4), max_epochs=1, callbacks=[cb])
+    assert sorted(lg.log_buffer) == [3, 4]  # every step after the first two
+
+
+def test_both_interval_spellings_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"every_n_steps=2, log_every_n_steps=3 is invalid"):
+        TimeWaitForBatchLogger(InMemoryLogger(), log_every_n_steps=3, every_n_steps=2)

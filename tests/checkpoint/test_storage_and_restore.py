@@ -187,3 +187,60 @@ def test_weights_only_from_checkpoint_and_plain_file(tmp_path: Path) -> None:
         load_module_weights(bigger, str(tmp_path / "final.pt"))
     load_module_weights(bigger, str(tmp_path / "final.pt"), strict=False)
     assert torch.equal(bigger[0].weight, unit.net[0].weight)
+
+
+class _OverridingUnit(FitUnit):
+    """Adds a module kept in a plain list and hides the LR scheduler, through tracked_*()."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.extra = [torch.nn.Linear(2, 2)]  # a list: not tracked by attribute assignment
+
+    def tracked_modules(self) -> dict[str, torch.nn.Module]:
+        return {**super().tracked_modules(), "extra": self.extra[0]}
+
+    def tracked_lr_schedulers(self) -> dict[str, Any]:
+        return {}
+
+
+def test_tracked_overrides_decide_app_state_and_the_checkpoint(tmp_path: Path) -> None:
+    unit = _OverridingUnit()
+    assert sorted(unit.app_state()) == ["eval_progress", "extra", "net", "opt", "train_progress"]
+    saver = DistributedCheckpointSaver(str(tmp_path), save_every_n_train_steps=2)
+    train(unit, batches(4), max_steps=2, callbacks=[saver])
+    fresh = _OverridingUnit(seed=7)
+    DistributedCheckpointSaver.restore(str(tmp_path / "epoch_0_train_step_2"), fresh)
+    assert torch.equal(fresh.extra[0].weight, unit.extra[0].weight)  # the added module
+    assert fresh.sched.last_epoch == 0  # the hidden scheduler was neither saved nor restored
+    assert fresh.train_progress.num_steps_completed == 2
+
+
+class _MetricUnit(FitUnit):
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        import torchmetrics
+
+        self.seen = torchmetrics.SumMetric()
+
+    def train_step(self, state: Any, data: Any) -> torch.Tensor:
+        self.seen.update(torch.tensor(1.0))
+        return super().train_step(state, data)
+
+
+@pytest.mark.parametrize("restore_metrics", [True, False])
+def test_restore_metrics_option(tmp_path: Path, restore_metrics: bool) -> None:
+    saver = DistributedCheckpointSaver(str(tmp_path), save_every_n_train_steps=2)
+    train(_MetricUnit(), batches(4), max_steps=2, callbacks=[saver])
+    fresh = _MetricUnit(seed=3)
+    opts = RestoreOptions(restore_metrics=restore_metrics)
+    DistributedCheckpointSaver.restore(
+        str(tmp_path / "epoch_0_train_step_2"), fresh, restore_options=opts
+    )
+    assert float(fresh.seen.compute()) == (2.0 if restore_metrics else 0.0)
+
+
+def test_restore_options_take_tnt_positional_order() -> None:
+    opts = RestoreOptions(True, False, True, True, False)  # modules, train, eval, predict, optim
+    assert (opts.restore_train_progress, opts.restore_optimizers) == (False, False)
+    with pytest.raises(TypeError):
+        RestoreOptions(*([True] * 9))  # torchkit's own fields are keyword-only

@@ -159,15 +159,21 @@ def test_stop_during_eval_inside_fit_stops_training() -> None:
         callbacks=[cb],
     )
     assert progress_tuple(unit.train_progress) == (1, 2, 0, 2)
-    # the stopped eval still closes its epoch; the epoch-end eval is skipped once stopping
-    assert progress_tuple(unit.eval_progress) == (1, 1, 0, 1)
+    # the stopped eval still closes its epoch; the epoch-end eval then runs with 0 steps (TNT)
+    assert progress_tuple(unit.eval_progress) == (2, 1, 0, 0)
 
 
-def test_fit_skips_epoch_end_eval_after_stop() -> None:
+def test_fit_counts_one_empty_eval_epoch_after_stop_as_tnt() -> None:
     unit = RecordingUnit()
     fit(unit, batches(2), batches(1), max_epochs=3, callbacks=[_stop_at(1)])
     assert progress_tuple(unit.train_progress) == (1, 1, 0, 1)
-    assert unit.eval_progress.num_epochs_completed == 0
+    # TNT runs the epoch-end eval after the stopped train epoch: it counts, with 0 steps
+    assert progress_tuple(unit.eval_progress) == (1, 0, 0, 0)
+    tail = unit.log[unit.log.index("unit:on_train_epoch_end") :]
+    assert tail == [
+        "unit:on_train_epoch_end", "unit:on_eval_start", "unit:on_eval_epoch_start",
+        "unit:on_eval_epoch_end", "unit:on_eval_end", "unit:on_train_end",
+    ]  # fmt: skip
 
 
 # resume -----------------------------------------------------------------------------------

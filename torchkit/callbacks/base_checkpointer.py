@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from torchkit.callbacks._metric_state import add_time, publish_eval
+from torchkit.callbacks._reachability import warn_checkpointer
 from torchkit.callbacks.callback import Callback
 from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, PreemptionWatcher
 from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
@@ -190,6 +191,11 @@ class BaseCheckpointer(Callback, ABC):
 
     # ---- loop hooks ----------------------------------------------------------------------
     def on_train_start(self, state: State, unit: Any) -> None:
+        warn_checkpointer(
+            state, every_n_steps=self._every_n_steps, every_n_epochs=self._every_n_epochs,
+            every_n_eval_epochs=self._every_n_eval_epochs,
+            best_metric=self._best.monitored_metric if self._best else None,
+        )  # fmt: skip
         self._setup_groups()
         self._retained = self._rank_zero(lambda: list_checkpoints(self._dirpath))
         if pop_eval_pending(unit) and state.entry_point == EntryPoint.FIT:

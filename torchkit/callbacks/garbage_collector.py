@@ -7,18 +7,20 @@ from typing import Any
 
 from torchkit.callbacks._logging_utils import check_interval
 from torchkit.callbacks.callback import Callback
-from torchkit.loop.state import State
+from torchkit.loop.state import EntryPoint, State
 
 
 class GarbageCollector(Callback):
-    """Turns automatic GC off while a phase runs and collects every ``step_interval`` steps
-    (generation ``generation``) and fully at epoch end, so collection pauses happen at the same
-    step on every rank instead of stalling collectives at random. GC is turned back on at the
-    end (when it was on before).
+    """Turns automatic GC off while a phase runs and collects on a fixed step schedule, so
+    collection pauses happen at the same step on every rank instead of stalling collectives
+    at random (TNT's ``GarbageCollector``). After every step it collects generation
+    ``generation`` (1, a cheap collection); every ``step_interval`` steps it runs a full
+    collection. Under ``fit`` the count is train and eval steps together, as in TNT. GC is
+    turned back on at the end (when it was on before).
 
     Args:
-        step_interval: steps between collections.
-        generation: generation collected every ``step_interval`` steps (0, 1 or 2).
+        step_interval: steps between full collections.
+        generation: generation collected after every step (0, 1 or 2).
 
     Raises:
         ValueError: ``step_interval`` < 1 or a generation outside 0..2.
@@ -32,7 +34,7 @@ class GarbageCollector(Callback):
         True
     """
 
-    def __init__(self, step_interval: int, generation: int = 1) -> None:
+    def __init__(self, step_interval: int, *, generation: int = 1) -> None:
         self.step_interval = check_interval("step_interval", step_interval)
         if generation not in (0, 1, 2):
             raise ValueError(
@@ -54,18 +56,26 @@ class GarbageCollector(Callback):
         if self._depth == 0 and self._was_enabled:
             gc.enable()
 
-    def _step(self, progress: Any) -> None:
-        if progress.num_steps_completed % self.step_interval == 0:
-            gc.collect(self.generation)
+    def _step(self, total_steps: int) -> None:
+        gc.collect(self.generation)
+        if total_steps % self.step_interval == 0:
+            gc.collect()
+
+    @staticmethod
+    def _fit_steps(state: State, unit: Any) -> int:
+        """Train plus eval steps under ``fit`` (TNT counts both together)."""
+        if state.entry_point is EntryPoint.FIT:
+            return int(unit.train_progress.num_steps_completed) + int(
+                unit.eval_progress.num_steps_completed
+            )
+        return -1
 
     def on_train_start(self, state: State, unit: Any) -> None:
         self._start()
 
     def on_train_step_end(self, state: State, unit: Any) -> None:
-        self._step(unit.train_progress)
-
-    def on_train_epoch_end(self, state: State, unit: Any) -> None:
-        gc.collect()
+        fit_steps = self._fit_steps(state, unit)
+        self._step(fit_steps if fit_steps >= 0 else unit.train_progress.num_steps_completed)
 
     def on_train_end(self, state: State, unit: Any) -> None:
         self._end()
@@ -74,7 +84,8 @@ class GarbageCollector(Callback):
         self._start()
 
     def on_eval_step_end(self, state: State, unit: Any) -> None:
-        self._step(unit.eval_progress)
+        fit_steps = self._fit_steps(state, unit)
+        self._step(fit_steps if fit_steps >= 0 else unit.eval_progress.num_steps_completed)
 
     def on_eval_end(self, state: State, unit: Any) -> None:
         self._end()
@@ -83,7 +94,7 @@ class GarbageCollector(Callback):
         self._start()
 
     def on_predict_step_end(self, state: State, unit: Any) -> None:
-        self._step(unit.predict_progress)
+        self._step(unit.predict_progress.num_steps_completed)
 
     def on_predict_end(self, state: State, unit: Any) -> None:
         self._end()

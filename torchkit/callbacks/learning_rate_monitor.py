@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -9,6 +10,8 @@ from torchkit.callbacks._logging_utils import as_logger_list, check_choice, log_
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import State
+
+logger = logging.getLogger(__name__)
 
 
 def learning_rates(unit: Any) -> dict[str, float]:
@@ -57,6 +60,14 @@ class LearningRateMonitor(Callback):
             "logging_interval", logging_interval, ("step", "epoch")
         )
         self.loggers = as_logger_list("loggers", loggers)
+
+    def on_train_start(self, state: State, unit: Any) -> None:
+        if not unit.tracked_optimizers():
+            logger.warning(
+                "LearningRateMonitor: %s tracks no optimizer, so there is no learning rate to "
+                "log. Assign the optimizer to the unit (self.optimizer = ...) so it is tracked.",
+                type(unit).__name__,
+            )
 
     def _log(self, unit: Any) -> None:
         log_to_all(self.loggers, learning_rates(unit), unit.train_progress.num_steps_completed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -17,6 +18,8 @@ from torchkit.callbacks._logging_utils import (
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import State
+
+logger = logging.getLogger(__name__)
 
 _MIB = float(1 << 20)
 
@@ -47,14 +50,15 @@ def system_stats(process: Any = None) -> dict[str, float]:
 
 
 class SystemResourcesMonitor(Callback):
-    """Logs ``system_stats()`` every ``every_n_steps`` train steps (``"step"``) or at each
-    train epoch end (``"epoch"``), at the global train step. Every rank logs through its own
-    loggers (file loggers write on rank 0 unless told otherwise).
+    """Logs ``system_stats()`` after every train step (``"step"``, as TNT; ``every_n_steps``
+    thins it out) or at each train epoch end (``"epoch"``), at the global train step. Every
+    rank logs through its own loggers (file loggers write on rank 0 unless told otherwise).
 
     Args:
         loggers: one ``MetricLogger`` or a list of them.
         logging_interval: ``"step"`` or ``"epoch"``.
-        every_n_steps: step interval when ``logging_interval="step"``.
+        every_n_steps: with ``logging_interval="step"``, log every this many steps (default
+            1: every step).
 
     Raises:
         ValueError: a bad ``logging_interval`` or ``every_n_steps``.
@@ -74,12 +78,18 @@ class SystemResourcesMonitor(Callback):
         self,
         loggers: MetricLogger | Sequence[MetricLogger],
         logging_interval: Literal["step", "epoch"] = "epoch",
-        every_n_steps: int = 100,
+        every_n_steps: int = 1,
     ) -> None:
         self.logging_interval = check_choice(
             "logging_interval", logging_interval, ("step", "epoch")
         )
         self.every_n_steps = check_interval("every_n_steps", every_n_steps)
+        if self.logging_interval == "epoch" and every_n_steps != 1:
+            logger.warning(
+                "SystemResourcesMonitor: every_n_steps=%d has no effect with "
+                "logging_interval='epoch'. Pass logging_interval='step' to log every N steps.",
+                every_n_steps,
+            )
         self.loggers = as_logger_list("loggers", loggers)
         self._process: Any = None
 

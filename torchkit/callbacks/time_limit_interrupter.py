@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from torchkit.callbacks._logging_utils import check_choice, check_interval
+from torchkit.callbacks._reachability import warn_if_never_reached
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.state import State
 from torchkit.utils.distributed import sync_bool
@@ -73,6 +74,13 @@ class TimeLimitInterrupter(Callback):
 
     def on_train_start(self, state: State, unit: Any) -> None:
         self._start = time.monotonic()
+        ts = state.train_state
+        if ts is not None:  # an interval beyond the run's limits would never check the time
+            limit_name = "max_epochs" if self.interval == "epoch" else "max_steps"
+            limit = ts.max_epochs if self.interval == "epoch" else ts.max_steps
+            warn_if_never_reached(
+                "TimeLimitInterrupter", "interval_freq", self.interval_freq, limit_name, limit
+            )
 
     def _check(self, state: State) -> None:
         expired = time.monotonic() - self._start >= self.duration.total_seconds()

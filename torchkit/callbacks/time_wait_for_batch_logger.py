@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torchkit.callbacks.iteration_time_logger import RecentTimerLogger
+from torchkit.callbacks.iteration_time_logger import RecentTimerLogger, resolve_every
 from torchkit.loggers.metric_logger import MetricLogger
 
 
 class TimeWaitForBatchLogger(RecentTimerLogger):
-    """Every ``every_n_steps`` steps, logs ``<phase>/data_wait_time_s``: the mean time the
-    loop spent between the end of the previous step and having the next batch (the loop's
-    ``data_wait_time`` timer) over the last ``every_n_steps`` steps. A large value means the
+    """Every ``log_every_n_steps`` steps, logs ``<phase>/data_wait_time_s``: the mean time
+    the loop spent between the end of the previous step and having the next batch (the loop's
+    ``data_wait_time`` timer) over the steps since the previous log. A large value means the
     dataloader is the bottleneck.
 
     Args:
-        loggers: one ``MetricLogger`` or a list of them.
-        every_n_steps: logging interval in steps.
+        logger: one ``MetricLogger`` or a list of them.
+        log_every_n_steps: logging interval in steps (TNT's name and default).
+        warmup_steps: log nothing for the first this many steps.
+        every_n_steps: the same interval under torchkit's usual name.
 
     Raises:
-        ValueError: ``every_n_steps`` < 1.
+        ValueError: an interval < 1 or a negative ``warmup_steps``.
 
     Example:
         >>> from torchkit import train
@@ -36,7 +38,13 @@ class TimeWaitForBatchLogger(RecentTimerLogger):
     metric_name = "data_wait_time_s"
 
     def __init__(
-        self, loggers: MetricLogger | Sequence[MetricLogger], every_n_steps: int = 100
+        self,
+        logger: MetricLogger | Sequence[MetricLogger],
+        *,
+        log_every_n_steps: int = 1,
+        warmup_steps: int = 0,
+        every_n_steps: int | None = None,
     ) -> None:
+        every = resolve_every(log_every_n_steps, every_n_steps)
         # the window is the interval: each logged value covers the steps since the last one
-        super().__init__(loggers, every_n_steps, every_n_steps)
+        super().__init__(logger, every, every, warmup_steps)

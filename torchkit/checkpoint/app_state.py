@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,17 +30,20 @@ def rank_key(rank: int) -> str:
 class RestoreOptions:
     """What ``restore`` loads; everything by default.
 
+    The fields TNT has come first, in TNT's order; torchkit's own are keyword-only.
+
     Args:
         restore_modules: load module weights.
-        restore_optimizers: load optimizer states.
-        restore_lr_schedulers: load LR scheduler states.
         restore_train_progress: load ``train_progress``.
         restore_eval_progress: load ``eval_progress``.
         restore_predict_progress: load ``predict_progress``.
-        restore_rng_state: re-apply this rank's python, numpy, torch and CUDA RNG states.
-        restore_dataloader_state: load the dataloaders' states (when passed to ``restore``).
+        restore_optimizers: load optimizer states.
+        restore_lr_schedulers: load LR scheduler states.
+        restore_metrics: load the tracked torchmetrics states.
         strict: fail when the checkpoint lacks a key the unit has, or has a module key the
             unit lacks; ``False`` loads what matches.
+        restore_rng_state: re-apply this rank's python, numpy, torch and CUDA RNG states.
+        restore_dataloader_state: load the dataloaders' states (when passed to ``restore``).
 
     Example:
         >>> RestoreOptions(restore_optimizers=False).restore_modules
@@ -48,14 +51,15 @@ class RestoreOptions:
     """
 
     restore_modules: bool = True
-    restore_optimizers: bool = True
-    restore_lr_schedulers: bool = True
     restore_train_progress: bool = True
     restore_eval_progress: bool = True
     restore_predict_progress: bool = True
-    restore_rng_state: bool = True
-    restore_dataloader_state: bool = True
+    restore_optimizers: bool = True
+    restore_lr_schedulers: bool = True
+    restore_metrics: bool = True
     strict: bool = True
+    restore_rng_state: bool = field(default=True, kw_only=True)
+    restore_dataloader_state: bool = field(default=True, kw_only=True)
 
 
 def _dcp_state_dict_api() -> Any:

@@ -130,6 +130,8 @@ def _selected(name: str, unit: Any, opts: RestoreOptions) -> bool:
         return opts.restore_optimizers
     if name in unit.tracked_lr_schedulers():
         return opts.restore_lr_schedulers
+    if name in unit.tracked_metrics():
+        return opts.restore_metrics
     if name in unit.tracked_progress():
         flags = {
             "train_progress": opts.restore_train_progress,

@@ -46,9 +46,9 @@ class BufferedFileLogger:
     def __init__(
         self,
         path: str,
-        *,
         steps_before_flushing: int = 100,
         log_all_ranks: bool = False,
+        *,
         overwrite: bool = False,
     ) -> None:
         check_positive_int(

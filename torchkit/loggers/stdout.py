@@ -14,8 +14,8 @@ class StdoutLogger:
     """Writes ``[step 10] train/loss=0.4123 train/accuracy=0.8`` lines on rank 0.
 
     Args:
-        stream: where to write; ``None`` means ``sys.stdout`` at the time of each write.
         precision: significant digits shown per value.
+        stream: where to write; ``None`` means ``sys.stdout`` at the time of each write.
 
     Example:
         >>> import io
@@ -25,7 +25,7 @@ class StdoutLogger:
         '[step 10] train/loss=0.5\\n'
     """
 
-    def __init__(self, stream: TextIO | None = None, precision: int = 4) -> None:
+    def __init__(self, precision: int = 4, *, stream: TextIO | None = None) -> None:
         self._stream = stream
         self.precision = precision
         self._enabled = get_global_rank() == 0

@@ -2,18 +2,64 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from torchkit.callbacks.callback import HOOK_NAMES, Callback
 
+logger = logging.getLogger(__name__)
 
-def overrides(callback: Callback, hook: str) -> bool:
-    """True when ``callback`` provides its own ``hook`` (by subclassing or, for ``Lambda``, per
-    instance)."""
-    if hook in vars(callback):
-        return True
-    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+# TNT hooks torchkit's loop does not call (yet): a callback defining one would silently never
+# run, so the handler warns.
+_UNCALLED_TNT_HOOKS = tuple(
+    f"on_{phase}_{event}"
+    for phase in ("train", "eval", "predict")
+    for event in ("dataloader_iter_creation_start", "dataloader_iter_creation_end")
+) + tuple(
+    f"on_test_{event}"
+    for event in ("start", "epoch_start", "step_start", "step_end", "epoch_end", "end")
+)
+
+
+def overrides(callback: Any, hook: str) -> bool:
+    """True when ``callback`` provides its own ``hook``: by subclassing, per instance (as
+    ``Lambda`` does) or, for an object that only provides the interface, by having it."""
+    if hook in getattr(callback, "__dict__", ()):
+        return callable(getattr(callback, hook))
+    cls_attr = getattr(type(callback), hook, None)
+    if cls_attr is not None:
+        return cls_attr is not getattr(Callback, hook)
+    # No class attribute: a mock or another object that resolves attributes dynamically.
+    return callable(getattr(callback, hook, None))
+
+
+def _warn_uncalled_hooks(cb: Any) -> None:
+    """Warn when a callback's class defines a TNT hook that torchkit never calls."""
+    uncalled = [h for h in _UNCALLED_TNT_HOOKS if callable(getattr(type(cb), h, None))]
+    if uncalled:
+        logger.warning(
+            "%s defines %s, which torchkit's loop does not call: that code will not run. "
+            "Move it to a hook torchkit calls (e.g. on_train_epoch_start).",
+            type(cb).__name__, ", ".join(uncalled),
+        )  # fmt: skip
+
+
+def _check_callback(i: int, cb: Any) -> None:
+    """A callback is a ``Callback`` or any instance that provides one of its hooks."""
+    if isinstance(cb, Callback):
+        return
+    if isinstance(cb, type):
+        raise TypeError(
+            f"callbacks[{i}]={cb.__name__} is invalid: expected a callback instance, got the "
+            f"class. Instantiate it: callbacks=[{cb.__name__}(...)]."
+        )
+    if not any(callable(getattr(cb, hook, None)) for hook in HOOK_NAMES):
+        raise TypeError(
+            f"callbacks[{i}]={cb!r} is invalid: expected a torchkit.Callback instance or an "
+            "object with Callback hook methods (on_train_start, on_train_step_end, ...). "
+            "Subclass torchkit.Callback or wrap functions in torchkit.callbacks.Lambda."
+        )
 
 
 class CallbackHandler:
@@ -27,7 +73,8 @@ class CallbackHandler:
         callbacks: the callbacks, in the order they should run.
 
     Raises:
-        TypeError: ``callbacks`` is not a list, or an element is not a ``Callback``.
+        TypeError: ``callbacks`` is not a list, or an element is neither a ``Callback`` nor an
+            instance providing one of its hooks (a class, a function, a string...).
     """
 
     on_exception: list[Callable[..., None]]
@@ -64,14 +111,12 @@ class CallbackHandler:
             )
         self.callbacks: list[Callback] = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"callbacks[{i}]={cb!r} is invalid: expected a torchkit.Callback instance. "
-                    "Subclass torchkit.Callback or wrap functions in torchkit.callbacks.Lambda."
-                )
+            _check_callback(i, cb)
+            _warn_uncalled_hooks(cb)
         for hook in HOOK_NAMES:
             setattr(self, hook, [getattr(cb, hook) for cb in self.callbacks if overrides(cb, hook)])
-        if any(cb.records_step_losses for cb in self.callbacks):
+        # ``is True``: a duck-typed object may lack the flag, and a mock's attribute is truthy.
+        if any(getattr(cb, "records_step_losses", False) is True for cb in self.callbacks):
             from torchkit.callbacks._metric_state import loss_recorders
 
             record_train, record_eval = loss_recorders()

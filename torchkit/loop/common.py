@@ -18,12 +18,41 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+_UNIT_PHASES = {"TrainUnit": "train", "EvalUnit": "eval", "PredictUnit": "predict"}
+
+
+def unit_interface(cls: type) -> tuple[str, ...]:
+    """The attributes the loop uses on a unit of kind ``cls`` (``TrainUnit``, ``EvalUnit`` or
+    ``PredictUnit``): what an object must provide to run without subclassing it."""
+    p = _UNIT_PHASES[cls.__name__]
+    return (
+        f"{p}_step", f"get_next_{p}_batch", f"{p}_progress", f"on_{p}_start",
+        f"on_{p}_epoch_start", f"on_{p}_epoch_end", f"on_{p}_end", "on_exception",
+        "tracked_modules",
+    )  # fmt: skip
+
+
+def missing_unit_attrs(unit: Any, cls: type) -> list[str]:
+    """What ``unit`` lacks of ``cls``'s interface (empty for a ``cls`` instance)."""
+    if isinstance(unit, cls):
+        return []
+    return [n for n in unit_interface(cls) if not hasattr(unit, n)]
+
+
 def check_unit(name: str, unit: Any, cls: type, entry: str) -> None:
-    """Raise ``TypeError`` unless ``unit`` is a ``cls`` instance."""
-    if not isinstance(unit, cls):
+    """Raise ``TypeError`` unless ``unit`` is a ``cls`` instance or provides its interface
+    (TNT accepts any object with the unit methods, e.g. a mock with ``spec=``)."""
+    if isinstance(unit, type):
+        raise TypeError(
+            f"{name}={unit.__name__} is invalid for {entry}(): expected a unit instance, got "
+            f"the class. Instantiate it: {entry}({unit.__name__}(...), ...)."
+        )
+    missing = missing_unit_attrs(unit, cls)
+    if missing:
         raise TypeError(
             f"{name}={type(unit).__name__} instance is invalid for {entry}(): expected a "
-            f"torchkit.{cls.__name__}. Subclass torchkit.{cls.__name__} and implement its step."
+            f"torchkit.{cls.__name__} (or an object with its methods; missing: "
+            f"{', '.join(missing)}). Subclass torchkit.{cls.__name__} and implement its step."
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from torchkit.callbacks.callback import Callback
 from torchkit.loop.callback_handler import CallbackHandler
-from torchkit.loop.common import check_dataloader
+from torchkit.loop.common import check_dataloader, check_unit, missing_unit_attrs
 from torchkit.loop.duration_loop import (
     DEFAULT_EVERY_N_EPOCHS,
     DurationPlan,
@@ -89,10 +89,14 @@ def fit(
         >>> unit.eval_progress.num_epochs_completed
         2
     """
-    if not isinstance(unit, TrainUnit) or not isinstance(unit, EvalUnit):
+    if isinstance(unit, type):  # a class instead of an instance: check_unit says so
+        check_unit("unit", unit, TrainUnit, "fit")
+    missing = missing_unit_attrs(unit, TrainUnit) + missing_unit_attrs(unit, EvalUnit)
+    if missing:
         raise TypeError(
             f"unit={type(unit).__name__} instance is invalid for fit(): expected a unit that "
-            "subclasses both torchkit.TrainUnit and torchkit.EvalUnit, e.g. "
+            "subclasses both torchkit.TrainUnit and torchkit.EvalUnit (or provides their "
+            f"methods; missing: {', '.join(missing)}), e.g. "
             "class MyUnit(TrainUnit[Batch], EvalUnit[Batch]). Use train() for a train-only unit."
         )
     check_dataloader("train_dataloader", train_dataloader)

@@ -67,7 +67,7 @@ def predict(
             dataloader=predict_dataloader, max_steps_per_epoch=max_steps_per_epoch
         ),
     )
-    needs_no_grad = any(cb.requires_no_grad for cb in cbs.callbacks)
+    needs_no_grad = any(getattr(cb, "requires_no_grad", False) is True for cb in cbs.callbacks)
     grad_ctx = torch.no_grad() if needs_no_grad else torch.inference_mode()
     logger.info("Started predict with max_steps_per_epoch=%s", max_steps_per_epoch)
     try:

@@ -58,6 +58,25 @@ _PHASE_STR = {
 }
 
 
+def _check_loop_condition(name: str, val: int | None) -> None:
+    """TNT's name for the loop-limit check (``torchtnt.framework.state``): raise for a bad
+    limit, return nothing. torchkit's entry points use ``check_limit``, which also returns the
+    limit as an ``int``.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: negative or not integral.
+
+    Example:
+        >>> _check_loop_condition("max_steps", 3)
+        >>> _check_loop_condition("max_steps", -1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid value provided for max_steps: -1. Expected a non-negative int ...
+    """
+    check_limit(name, val)
+
+
 def check_limit(name: str, value: Any) -> int | None:
     """Validate a loop limit; returns it as an ``int`` (integral floats accepted) or ``None``.
 

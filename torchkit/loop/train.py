@@ -25,7 +25,7 @@ from torchkit.loop.evaluate import evaluate_impl
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, PhaseState, State, check_limit
 from torchkit.loop.steps import StepFns, StepHooks, run_steps
-from torchkit.units.unit import EvalUnit, TrainUnit, step_requires_iterator
+from torchkit.units.unit import TrainUnit, step_requires_iterator, train_fetch_fn
 from torchkit.utils.timer import Timer
 
 logger = logging.getLogger(__name__)
@@ -198,9 +198,7 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         rng_state = torch.get_rng_state()
         data_iter = iter(ts.dataloader)
         torch.set_rng_state(rng_state)
-    fns = StepFns(
-        unit.get_next_train_batch, unit.train_step, step_requires_iterator(unit.train_step)
-    )
+    fns = StepFns(train_fetch_fn(unit), unit.train_step, step_requires_iterator(unit.train_step))
     tracker = state.duration_tracker
     if tracker is not None and tracker.needs_step_updates:
         fns = fns._replace(step=tracked_step(state, unit, fns.step))
@@ -284,10 +282,11 @@ def _run_eval_sets(state: State, unit: Any, cbs: CallbackHandler, names: list[st
 def run_eval_in_fit(state: State, unit: Any, cbs: CallbackHandler) -> None:
     """Evaluate inside ``fit`` under ``no_grad``, then return to the train phase.
 
-    Skipped once the run is stopping (``state.stop()`` or preemption), so a stop never starts
-    an empty evaluation.
+    After ``state.stop()`` it still runs, with 0 steps (its start and epoch hooks run and
+    ``eval_progress`` counts the epoch), as TNT does; only a preemption skips it, since the
+    checkpoint must hold the state as of the last step.
     """
-    if state.should_stop or not isinstance(unit, EvalUnit):
+    if state.preempted or not hasattr(unit, "eval_step"):
         return
     with torch.no_grad():
         evaluate_impl(state, unit, cbs)

@@ -15,14 +15,20 @@ from torchkit.strategies.precision import (
     Precision,
     resolve_precision,
 )
-from torchkit.strategies.prepare import prepare_module
+from torchkit.strategies.prepare import (
+    FSDP2OptimizerWrapper,
+    FSDPOptimizerWrapper,
+    prepare_module,
+)
 from torchkit.strategies.strategy import NOOPStrategy, Strategy, resolve_strategy
 
 __all__ = [
     "ActivationCheckpointParams",
     "AutocastPrecision",
     "DDPStrategy",
+    "FSDP2OptimizerWrapper",
     "FSDP2Strategy",
+    "FSDPOptimizerWrapper",
     "FSDPStrategy",
     "GradScalerPrecision",
     "NOOPStrategy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
@@ -88,3 +89,67 @@ def apply_torch_compile(module: torch.nn.Module, params: TorchCompileParams) -> 
         mode=params.mode,
         options=params.options,
     )
+
+
+class FSDPOptimizerWrapper:
+    """A ``Stateful`` view of an optimizer over an FSDP (v1) module, through FSDP's optimizer
+    state-dict APIs, so the state is keyed by parameter names (TNT's
+    ``torchtnt.utils.prepare_module.FSDPOptimizerWrapper``). torchkit's own checkpointing
+    wraps optimizers itself; this is for code that uses TNT's wrapper directly.
+
+    Args:
+        module: the ``FullyShardedDataParallel`` module the optimizer updates.
+        optimizer: the optimizer.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> w = FSDPOptimizerWrapper(net, torch.optim.SGD(net.parameters(), lr=0.1))
+        >>> w.module is net
+        True
+    """
+
+    def __init__(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.module = module
+        self.optimizer = optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        return dict(FSDP.optim_state_dict(self.module, self.optimizer))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        to_load = FSDP.optim_state_dict_to_load(self.module, self.optimizer, state_dict)
+        self.optimizer.load_state_dict(to_load)
+
+
+class FSDP2OptimizerWrapper:
+    """A ``Stateful`` view of an optimizer over an FSDP2 (``fully_shard``) module, through
+    ``torch.distributed.checkpoint.state_dict`` (TNT's ``FSDP2OptimizerWrapper``). It also
+    works for an unsharded module.
+
+    Args:
+        module: the module the optimizer updates.
+        optimizer: the optimizer.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> w = FSDP2OptimizerWrapper(net, torch.optim.SGD(net.parameters(), lr=0.1))
+        >>> sorted(w.state_dict())
+        ['param_groups', 'state']
+    """
+
+    def __init__(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.module = module
+        self.optimizer = optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return dict(get_optimizer_state_dict(self.module, self.optimizer))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.module, self.optimizer, state_dict)

@@ -4,7 +4,14 @@ from torchkit.units.app_state_mixin import AppStateMixin
 from torchkit.units.auto_predict_unit import AutoPredictUnit
 from torchkit.units.auto_unit import AutoUnit, TrainStepResults
 from torchkit.units.supervised_unit import LRSchedulerFactory, OptimizerFactory, SupervisedUnit
-from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
+from torchkit.units.unit import (
+    EvalUnit,
+    PredictUnit,
+    TEvalUnit,
+    TPredictUnit,
+    TrainUnit,
+    TTrainUnit,
+)
 
 __all__ = [
     "AppStateMixin",
@@ -15,6 +22,9 @@ __all__ = [
     "OptimizerFactory",
     "PredictUnit",
     "SupervisedUnit",
+    "TEvalUnit",
+    "TPredictUnit",
+    "TTrainUnit",
     "TrainStepResults",
     "TrainUnit",
 ]

@@ -125,8 +125,16 @@ class AppStateMixin:
         return set(self.app_state())
 
     def app_state(self) -> dict[str, Any]:
-        """Everything a checkpoint must hold, by attribute name."""
-        out: dict[str, Any] = {}
-        for kind in _KINDS:
-            out.update(self._tracked(kind))
-        return out
+        """Everything a checkpoint must hold, by attribute name.
+
+        Built from the ``tracked_*()`` methods, so a unit that overrides one of them (to add
+        or hide entries) changes what is checkpointed, as in TNT.
+        """
+        return {
+            **self.tracked_modules(),
+            **self.tracked_optimizers(),
+            **self.tracked_lr_schedulers(),
+            **self.tracked_progress(),
+            **self.tracked_metrics(),
+            **self.tracked_misc_statefuls(),
+        }

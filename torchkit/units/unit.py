@@ -65,6 +65,33 @@ def leading_dim(batch: Any) -> int | None:
     return None
 
 
+def train_fetch_fn(unit: Any) -> Callable[[State, Iterator[Any]], Any]:
+    """The train-batch fetch function, resolved once per epoch: ``get_next_train_batch``
+    (TNT's hook), or a ``get_next_batch(state, data_iter)`` the unit defines instead.
+
+    Raises:
+        TypeError: the unit overrides both ``get_next_train_batch`` and ``get_next_batch``.
+    """
+    alias = getattr(unit, "get_next_batch", None)
+    if alias is None or not _takes_state_and_iter(alias):
+        return unit.get_next_train_batch
+    own = getattr(type(unit), "get_next_train_batch", None)
+    if own is not None and own is not TrainUnit.get_next_train_batch:
+        raise TypeError(
+            f"{type(unit).__name__} defines both get_next_batch and get_next_train_batch: "
+            "expected one train-batch fetch hook. Keep get_next_train_batch (TNT's name)."
+        )
+    return alias
+
+
+def _takes_state_and_iter(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 class _UnitBase(AppStateMixin):
     def on_exception(self, state: State, exc: BaseException) -> None:
         """Called when the loop raises, before the callbacks' ``on_exception``."""
@@ -106,7 +133,10 @@ class TrainUnit(_UnitBase, Generic[TTrainData], ABC):
         """Called at the start of each train epoch (not when resuming mid-epoch)."""
 
     def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
-        """Fetch the next batch; override for custom fetching. ``StopIteration`` ends the epoch."""
+        """Fetch the next batch; override for custom fetching. ``StopIteration`` ends the epoch.
+
+        A ``get_next_batch(state, data_iter)`` method defined instead is used the same way.
+        """
         return next(data_iter)
 
     @abstractmethod
@@ -233,6 +263,9 @@ class PredictUnit(_UnitBase, Generic[TPredictData], ABC):
         """Called when prediction ends."""
 
 
+# TNT's aliases (``torchtnt.framework.unit``): a unit of any data type, for annotations.
+# TNT parametrises them with its data type variables; ``Any`` keeps them usable bare under
+# mypy --strict, and behaves the same at runtime.
 TTrainUnit = TrainUnit[Any]
 TEvalUnit = EvalUnit[Any]
 TPredictUnit = PredictUnit[Any]

@@ -15,7 +15,7 @@ from torchkit.utils.distributed import (
 from torchkit.utils.early_stop_checker import EarlyStopChecker
 from torchkit.utils.env import get_device_from_env, init_from_env
 from torchkit.utils.fs import get_filesystem
-from torchkit.utils.loop_utils import (
+from torchkit.utils.progress import (
     estimated_steps_in_epoch,
     estimated_steps_in_fit,
     estimated_steps_in_loop,

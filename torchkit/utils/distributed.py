@@ -62,50 +62,82 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def sync_bool(value: bool, *, coherence_mode: str = "any") -> bool:
-    """Agree on a boolean across ranks.
+def sync_bool(val: bool, pg: Any = None, coherence_mode: str | int | float = "any") -> bool:
+    """Agree on a boolean across the ranks of ``pg`` (TNT's signature).
 
     Args:
-        value: this rank's vote.
-        coherence_mode: ``"any"`` (true if any rank votes true), ``"all"`` or ``"rank_zero"``.
+        val: this rank's vote.
+        pg: the process group (``None``: the default group).
+        coherence_mode: ``"any"`` (true if any rank votes true), ``"all"``, ``"rank_zero"``
+            (the group's first rank decides), an ``int`` (true if at least that many ranks
+            vote true) or a ``float`` in [0, 1] (at least that fraction of the ranks).
 
     Raises:
-        ValueError: unknown ``coherence_mode``.
+        ValueError: an unknown ``coherence_mode`` or one out of range.
+        TypeError: ``coherence_mode`` of another type.
 
     Example:
-        >>> sync_bool(True)
-        True
+        >>> sync_bool(True), sync_bool(False, coherence_mode=1)
+        (True, False)
     """
-    if coherence_mode not in ("any", "all", "rank_zero"):
-        raise ValueError(
-            f"coherence_mode={coherence_mode!r} is invalid: expected 'any', 'all' or 'rank_zero'."
-        )
-    if not _pg_ready() or dist.get_world_size() == 1:
-        return bool(value)
+    _check_coherence(coherence_mode)
+    if not _pg_ready() or dist.get_world_size(pg) == 1:
+        return _decide(int(bool(val)), 1, coherence_mode)
     # note: CPU-GPU sync point (only called at decision points, never per step by default)
-    flag = torch.tensor([1 if value else 0], dtype=torch.int32, device=_collective_device())
+    flag = torch.tensor([1 if val else 0], dtype=torch.int32, device=_collective_device())
     if coherence_mode == "rank_zero":
-        dist.broadcast(flag, src=0)
+        src = 0 if pg is None else dist.get_global_rank(pg, 0)
+        dist.broadcast(flag, src=src, group=pg)
         return bool(flag.item())
-    dist.all_reduce(flag, op=dist.ReduceOp.SUM)
-    total = int(flag.item())
-    return total > 0 if coherence_mode == "any" else total == dist.get_world_size()
+    dist.all_reduce(flag, op=dist.ReduceOp.SUM, group=pg)
+    return _decide(int(flag.item()), dist.get_world_size(pg), coherence_mode)
 
 
-def all_gather_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """Gather ``tensor`` from every rank; the first dimension may differ between ranks.
+def _check_coherence(mode: Any) -> None:
+    if isinstance(mode, str):
+        if mode not in ("any", "all", "rank_zero"):
+            raise ValueError(
+                f"coherence_mode={mode!r} is invalid: expected 'any', 'all' or 'rank_zero' "
+                "(or an int count / a float fraction of ranks)."
+            )
+        return
+    if isinstance(mode, bool) or not isinstance(mode, (int, float)):
+        raise TypeError(
+            f"coherence_mode={mode!r} is invalid: expected 'any', 'all', 'rank_zero', an int "
+            "or a float."
+        )
+    if mode < 0 or (isinstance(mode, float) and mode > 1):
+        raise ValueError(
+            f"coherence_mode={mode!r} is invalid: expected an int >= 0 or a float in [0, 1]."
+        )
+
+
+def _decide(votes: int, world: int, mode: str | int | float) -> bool:
+    if mode in ("any", "rank_zero"):
+        return votes > 0
+    if mode == "all":
+        return votes == world
+    if isinstance(mode, float):
+        return votes / world >= mode
+    return votes >= int(mode)
+
+
+def all_gather_tensors(result: torch.Tensor, group: Any = None) -> list[torch.Tensor]:
+    """Gather ``result`` from every rank of ``group`` (``None``: the default group); the
+    first dimension may differ between ranks (TNT's signature).
 
     Example:
         >>> import torch
         >>> [t.tolist() for t in all_gather_tensors(torch.tensor([1, 2]))]
         [[1, 2]]
     """
-    if not _pg_ready() or dist.get_world_size() == 1:
+    tensor = result
+    if not _pg_ready() or dist.get_world_size(group) == 1:
         return [tensor]
-    world = dist.get_world_size()
+    world = dist.get_world_size(group)
     local_len = torch.tensor([tensor.shape[0] if tensor.dim() > 0 else 1], device=tensor.device)
     lens = [torch.zeros_like(local_len) for _ in range(world)]
-    dist.all_gather(lens, local_len)
+    dist.all_gather(lens, local_len, group=group)
     sizes = [int(n.item()) for n in lens]
     flat = tensor.reshape(-1) if tensor.dim() == 0 else tensor
     max_len = max(sizes)
@@ -113,11 +145,11 @@ def all_gather_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
         pad = flat.new_zeros((max_len - flat.shape[0], *flat.shape[1:]))
         flat = torch.cat([flat, pad])
     out = [torch.empty_like(flat) for _ in range(world)]
-    dist.all_gather(out, flat.contiguous())
-    result = [o[:n] for o, n in zip(out, sizes)]
+    dist.all_gather(out, flat.contiguous(), group=group)
+    parts = [o[:n] for o, n in zip(out, sizes)]
     if tensor.dim() == 0:
-        return [r.reshape(()) for r in result]
-    return result
+        return [r.reshape(()) for r in parts]
+    return parts
 
 
 def get_free_port() -> int:
