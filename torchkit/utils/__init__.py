@@ -14,6 +14,7 @@ from torchkit.utils.distributed import (
 )
 from torchkit.utils.early_stop_checker import EarlyStopChecker
 from torchkit.utils.env import get_device_from_env, init_from_env
+from torchkit.utils.flops import measure_flops, peak_flops_for, transformer_flops_per_token
 from torchkit.utils.fs import get_filesystem
 from torchkit.utils.loop_utils import (
     estimated_steps_in_epoch,
@@ -44,8 +45,11 @@ __all__ = [
     "get_world_size",
     "init_from_env",
     "launch_processes",
+    "measure_flops",
+    "peak_flops_for",
     "record_data_in_stream",
     "seed",
     "spawn_multi_process",
     "sync_bool",
+    "transformer_flops_per_token",
 ]
