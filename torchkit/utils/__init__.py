@@ -1,6 +1,6 @@
 """Utilities: device, environment, distributed helpers, timers, seeding, filesystems."""
 
-from torchkit.utils.device import copy_data_to_device, record_data_in_stream
+from torchkit.utils.device import copy_data_to_device, map_leaves, record_data_in_stream
 from torchkit.utils.distributed import (
     all_gather_tensors,
     barrier,
@@ -45,6 +45,7 @@ __all__ = [
     "get_world_size",
     "init_from_env",
     "launch_processes",
+    "map_leaves",
     "measure_flops",
     "peak_flops_for",
     "record_data_in_stream",
