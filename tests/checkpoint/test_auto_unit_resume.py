@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from tests.units._streams import RecordingStreams
 from torchkit import AutoUnit, State, train
 from torchkit.callbacks import DistributedCheckpointSaver, Lambda
+from torchkit.units._prefetch import BatchPrefetcher
+from torchkit.utils import copy_data_to_device
 
 pytest.importorskip("torchdata")
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -48,10 +52,41 @@ def _loader() -> StatefulDataLoader:
     return StatefulDataLoader(ds, batch_size=4, shuffle=True)
 
 
+class SideStreamUnit(DropoutUnit):
+    """The prefetcher's CUDA path (pin, copy with the side stream current, record, event,
+    wait) on a CPU, through stand-in streams."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._train_prefetcher = BatchPrefetcher(
+            self.move_data_to_device, self.device, enabled=True,
+            loader_of=lambda state: state.train_state.dataloader, streams=RecordingStreams(),
+        )  # fmt: skip
+
+    def move_data_to_device(self, state: State, data: Batch, non_blocking: bool) -> Batch:
+        return copy_data_to_device(data, self.device, non_blocking=non_blocking)
+
+
+def _side_stream_unit(enable_prefetch: bool) -> DropoutUnit:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1))
+    return SideStreamUnit(module=net, device="cpu", step_lr_interval="step")
+
+
 @pytest.mark.parametrize("enable_prefetch", [True, False])
 def test_auto_unit_resume_mid_epoch_is_bit_identical(tmp_path: Path, enable_prefetch: bool) -> None:
+    _check_resume(tmp_path, _unit, enable_prefetch)
+
+
+def test_resume_is_bit_identical_on_the_side_stream_prefetch_path(tmp_path: Path) -> None:
+    _check_resume(tmp_path, _side_stream_unit, True)
+
+
+def _check_resume(
+    tmp_path: Path, make_unit: Callable[[bool], DropoutUnit], enable_prefetch: bool
+) -> None:
     torch.manual_seed(123)
-    reference = _unit(enable_prefetch)
+    reference = make_unit(enable_prefetch)
     train(reference, _loader(), max_epochs=2)
     expected_draw = torch.rand(3)
 
@@ -60,13 +95,13 @@ def test_auto_unit_resume_mid_epoch_is_bit_identical(tmp_path: Path, enable_pref
             raise _Crash
 
     torch.manual_seed(123)
-    first = _unit(enable_prefetch)
+    first = make_unit(enable_prefetch)
     saver = DistributedCheckpointSaver(str(tmp_path), save_every_n_train_steps=13)
     with pytest.raises(_Crash):
         train(first, _loader(), max_epochs=2, callbacks=[saver, Lambda(on_train_step_end=crash)])
 
     torch.manual_seed(999)  # the restore must bring back every RNG, not rely on this
-    resumed = _unit(enable_prefetch)
+    resumed = make_unit(enable_prefetch)
     loader = _loader()
     assert DistributedCheckpointSaver.restore_from_latest(
         str(tmp_path), resumed, train_dataloader=loader

@@ -1,13 +1,13 @@
 """A TensorBoard event file written in-process, on any fsspec filesystem.
 
-The file is a sequence of records, each ``uint64 length``, ``uint32 masked CRC32C of the
-length``, ``data`` (a serialized ``Event`` protobuf) and ``uint32 masked CRC32C of data``
-(little-endian), the layout TensorBoard's readers expect. The first event names the file
-version.
+The file is a sequence of TFRecords, each holding a serialized ``Event`` protobuf; the framing
+(lengths and masked CRC-32C checksums) is done by tensorboard's own ``RecordWriter``, and the
+first event names the file version.
 
 Events are buffered as protobufs and framed only when written, on the caller's thread: unlike
 ``SummaryWriter`` there is no writer thread, so logging never wakes a thread that competes
-with the training loop for the GIL.
+with the training loop for the GIL. The framed records of one write are joined and reach the
+(fsspec) file as one ``write`` call.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-import struct
 import time
 from typing import Any
 
@@ -30,40 +29,18 @@ def event_file_name(prefix: str = "") -> str:
     )
 
 
-def _crc32c_table() -> tuple[int, ...]:
-    """The byte table of CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
+class _Chunks:
+    """A write-only sink that keeps what ``RecordWriter`` frames, to join it into one write."""
 
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.write = self.parts.append
 
-_CRC32C_TABLE = _crc32c_table()
-
-
-def masked_crc32c(data: bytes) -> int:
-    """CRC-32C of ``data``, masked the way TFRecord framing requires (rotated right by 15 bits
-    plus a constant), so that a CRC of CRC-carrying data stays well distributed."""
-    table = _CRC32C_TABLE
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_record(data: bytes) -> bytes:
-    """One TFRecord: the length, its masked CRC, the data and its masked CRC."""
-    header = struct.pack("<Q", len(data))
-    return (
-        header
-        + struct.pack("<I", masked_crc32c(header))
-        + data
-        + struct.pack("<I", masked_crc32c(data))
-    )
+    def take(self) -> bytes:
+        """Everything written since the last call, as one bytes object."""
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
 
 
 class EventFileWriter:
@@ -76,17 +53,19 @@ class EventFileWriter:
 
     def __init__(self, fs: Any, directory: str) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
 
         self._event_cls = Event
+        self._chunks = _Chunks()
+        self._records = RecordWriter(self._chunks)
         fs.makedirs(directory, exist_ok=True)
         self.path = f"{directory.rstrip('/')}/{event_file_name()}"
         self._file: Any = fs.open(self.path, "wb")
         self._pending: list[tuple[float, int, Any]] = []
-        self._file.write(
-            frame_record(
-                Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString()
-            )
+        self._records.write(
+            Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString()
         )
+        self._file.write(self._chunks.take())
         self._file.flush()
 
     @property
@@ -102,13 +81,11 @@ class EventFileWriter:
         """Frame the buffered events and write them to the file, then flush it."""
         if not self._pending or self._file is None:
             return
-        event = self._event_cls
-        chunk = b"".join(
-            frame_record(event(wall_time=t, step=s, summary=summary).SerializeToString())
-            for t, s, summary in self._pending
-        )
+        event, frame = self._event_cls, self._records.write
+        for t, s, summary in self._pending:
+            frame(event(wall_time=t, step=s, summary=summary).SerializeToString())
         self._pending = []
-        self._file.write(chunk)
+        self._file.write(self._chunks.take())
         self._file.flush()
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,20 +13,43 @@ _AVG_METHODS = ("ema", "swa")
 _ANNEAL = ("linear", "cos")
 
 
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass(frozen=True)
 class TorchCompileParams:
-    """Arguments for ``torch.compile``, applied in place with ``module.compile``.
+    """Arguments for ``torch.compile``, applied in place with ``module.compile`` after the
+    strategy has wrapped the module (so ``state_dict`` keys keep their names).
 
     Args:
         fullgraph: fail on graph breaks instead of falling back to eager.
         dynamic: dynamic-shape mode (None: automatic).
         backend: the compiler backend.
-        mode: ``"default"``, ``"reduce-overhead"``, ``"max-autotune"`` or None.
-        options: backend options.
+        mode: ``"default"``, ``"reduce-overhead"`` (CUDA graphs), ``"max-autotune"``,
+            ``"max-autotune-no-cudagraphs"`` or None. With ``"reduce-overhead"`` AutoUnit
+            marks each micro-batch as a new CUDA-graph step, clones the loss it returns,
+            zeroes gradients in place and runs its first two optimizer steps eagerly.
+        options: inductor options (``torch._inductor.list_options()``); not with ``mode``.
+        disable: leave the module uncompiled (keeps a config around, switched off).
+        recursive_module_types: compile each submodule of these types (classes, or class
+            names as strings) instead of the whole module, e.g. a transformer block; a
+            match nested inside another match is compiled as part of it.
+        compiled_autograd: also compile the backward pass with compiled autograd (a private
+            torch API: one warning, and a plain backward, where this torch lacks it).
+        recompile_warning_threshold: warn once when more graphs than this were compiled
+            since the unit was built (checked at each train epoch end): usually a Python
+            scalar or a changing shape reaching the compiled code.
+
+    Raises:
+        ValueError: an unknown ``mode``, ``mode`` with ``options``, or a threshold < 1.
+        TypeError: ``recursive_module_types`` holds something other than module classes or
+            names.
 
     Example:
         >>> TorchCompileParams(backend="eager").backend
         'eager'
+        >>> TorchCompileParams(recursive_module_types=[torch.nn.Linear]).recursive_module_types
+        (<class 'torch.nn.modules.linear.Linear'>,)
     """
 
     fullgraph: bool = False
@@ -34,6 +57,41 @@ class TorchCompileParams:
     backend: str | Callable[..., Any] = "inductor"
     mode: str | None = None
     options: dict[str, Any] | None = None
+    disable: bool = False
+    recursive_module_types: Sequence[type[torch.nn.Module] | str] = ()
+    compiled_autograd: bool = False
+    recompile_warning_threshold: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode not in _COMPILE_MODES:
+            raise ValueError(
+                f"mode={self.mode!r} is invalid: expected None or one of {_COMPILE_MODES}. "
+                "Use mode='reduce-overhead' for CUDA graphs."
+            )
+        if self.mode is not None and self.options:
+            raise ValueError(
+                f"mode={self.mode!r} with options={self.options!r} is invalid: torch.compile "
+                "takes one of them. Put the mode's settings into options, or drop options."
+            )
+        threshold = self.recompile_warning_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise ValueError(
+                f"recompile_warning_threshold={threshold!r} is invalid: expected an int >= 1. "
+                "Pass e.g. 8 (torch's own recompile limit)."
+            )
+        types = self.recursive_module_types
+        if isinstance(types, (str, type)):
+            types = (types,)
+        for t in types:
+            if not isinstance(t, str) and not (
+                isinstance(t, type) and issubclass(t, torch.nn.Module)
+            ):
+                raise TypeError(
+                    f"recursive_module_types={self.recursive_module_types!r} is invalid: "
+                    f"expected torch.nn.Module subclasses or class names, got {t!r}. Pass e.g. "
+                    "recursive_module_types=[TransformerBlock]."
+                )
+        object.__setattr__(self, "recursive_module_types", tuple(types))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from torchkit.strategies.compile import apply_torch_compile, check_compile_options
 from torchkit.strategies.params import ActivationCheckpointParams, TorchCompileParams
 from torchkit.strategies.strategy import Strategy, resolve_strategy
 
@@ -24,8 +25,9 @@ def prepare_module(
     """Make ``module`` ready to train: checkpointing, then the strategy, then compile.
 
     Activation checkpointing wraps submodules first, so sharding (FSDP2) sees the wrapped
-    blocks. ``torch.compile`` is applied last, in place (``module.compile``), so parameter
-    names and ``state_dict`` keys stay those of the uncompiled module.
+    blocks. ``torch.compile`` is applied last, in place (``module.compile``), to the whole
+    module or to each block of ``recursive_module_types``, so parameter names and
+    ``state_dict`` keys stay those of the uncompiled module.
 
     Args:
         module: the user's module.
@@ -38,7 +40,8 @@ def prepare_module(
         The module to train (possibly a wrapper such as ``DistributedDataParallel``).
 
     Raises:
-        ValueError: an unknown strategy name.
+        ValueError: an unknown strategy name or compile option (raised before the module
+            is changed).
         RuntimeError: a distributed strategy without a process group.
 
     Example:
@@ -48,6 +51,8 @@ def prepare_module(
     """
     dev = torch.device(device) if isinstance(device, str) else device
     strat = resolve_strategy(strategy)
+    if torch_compile_params is not None:
+        check_compile_options(torch_compile_params)  # before any change to the module
     if activation_checkpoint_params is not None:
         apply_activation_checkpointing(module, activation_checkpoint_params)
     module = strat.prepare(module, dev)
@@ -79,16 +84,6 @@ def apply_activation_checkpointing(
 
     apply_ac(module, checkpoint_wrapper_fn=wrapper, check_fn=params.check_fn)
 
-
-def apply_torch_compile(module: torch.nn.Module, params: TorchCompileParams) -> None:
-    """Compile ``module`` in place with ``params`` (``nn.Module.compile``)."""
-    module.compile(
-        fullgraph=params.fullgraph,
-        dynamic=params.dynamic,
-        backend=params.backend,
-        mode=params.mode,
-        options=params.options,
-    )
 
 
 class FSDPOptimizerWrapper:

@@ -9,6 +9,7 @@ import torch
 
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import State
+from torchkit.strategies.compile import RecompileWatch, mark_cudagraph_step
 from torchkit.strategies.params import ActivationCheckpointParams, TorchCompileParams
 from torchkit.strategies.precision import Precision, resolve_precision
 from torchkit.strategies.prepare import prepare_module
@@ -65,6 +66,14 @@ class AutoModuleMixin:
         if prec.grad_scaler is not None:
             self.grad_scaler = prec.grad_scaler  # tracked, so checkpoints hold its scale
         self.enable_prefetch = enable_prefetch
+        params = torch_compile_params
+        if params is not None and params.disable:
+            params = None
+        # mode="reduce-overhead": CUDA-graph step marks, cloned losses, in-place zero_grad
+        self._cudagraphs = params is not None and params.mode == "reduce-overhead"
+        self._recompiles = (
+            RecompileWatch(params.recompile_warning_threshold) if params is not None else None
+        )
         self._host_is_device = dev.type == "cpu"
         self._eval_prefetcher = self._new_prefetcher()
         self._predict_prefetcher = self._new_prefetcher()
@@ -101,8 +110,16 @@ class AutoModuleMixin:
         """The next batch, already on the device (read one ahead when prefetching)."""
         return self._predict_prefetcher.fetch(state, data_iter)
 
+    @property
+    def num_compiled_graphs(self) -> int:
+        """Graphs ``torch.compile`` built since this unit was created (0 when not compiled;
+        dynamo's process-wide counter, so other compiled code counts too)."""
+        return self._recompiles.num_graphs if self._recompiles is not None else 0
+
     def predict_step(self, state: State, data: Any) -> Any:
         """``module(data)`` under the precision's autocast, then ``on_predict_step_end``."""
+        if self._cudagraphs:
+            mark_cudagraph_step()
         with self.precision.autocast():
             outputs = self.module(data)
         self.on_predict_step_end(state, data, self.predict_progress.num_steps_completed, outputs)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from torchkit.strategies.compile import compiled_step_context
 from torchkit.strategies.params import TorchCompileParams
 from torchkit.units._auto_helpers import AnomalyMode, NonFinitePolicy
 
@@ -73,16 +74,19 @@ class AutoTrainExtrasMixin:
             return None
         return policy
 
-    @staticmethod
     def _resolve_anomaly(
-        detect_anomaly: bool | None, compile_params: TorchCompileParams | None
+        self, detect_anomaly: bool | None, compile_params: TorchCompileParams | None
     ) -> Any:
-        if detect_anomaly and compile_params is not None:
-            logger.warning(
-                "detect_anomaly=True is turned off because torch_compile_params is set: "
-                "anomaly detection does not work with torch.compile."
-            )
-            detect_anomaly = False
+        """The context around each micro-batch's forward and backward: anomaly mode, the
+        compiled step (CUDA-graph marks, eager warm-up, compiled autograd) or a no-op."""
+        if compile_params is not None:
+            if detect_anomaly:
+                logger.warning(
+                    "detect_anomaly=True is turned off because torch_compile_params is set: "
+                    "anomaly detection does not work with torch.compile."
+                )
+            ctx = compiled_step_context(compile_params, lambda: self.counters.num_optimizer_steps)
+            return ctx if ctx is not None else contextlib.nullcontext()
         return AnomalyMode() if detect_anomaly else contextlib.nullcontext()
 
     def _grads_finite(self, state: State, grad_norm: torch.Tensor | None) -> bool:

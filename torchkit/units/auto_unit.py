@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import torch
 
 from torchkit.loop.state import ActivePhase, State
+from torchkit.strategies.compile import mark_cudagraph_step
 from torchkit.strategies.params import ActivationCheckpointParams, SWAParams, TorchCompileParams
 from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
@@ -149,6 +150,7 @@ class AutoUnit(
         self.training = training
         self.zero_grad_at_train_step_start = zero_grad_at_train_step_start
         self.non_finite_policy = self._resolve_policy(non_finite_policy)
+        # around each micro-batch: anomaly mode, the compiled step (CUDA graphs...) or a no-op
         self._anomaly: Any = self._resolve_anomaly(detect_anomaly, torch_compile_params)
         self._has_no_sync = self.strategy.has_no_sync
         self._plain_forward = (
@@ -213,9 +215,10 @@ class AutoUnit(
             metrics.update(outputs, metric_target(data))
 
     def zero_grad(self) -> None:
-        """Drop the gradients (``set_to_none=True``)."""
+        """Drop the gradients (``set_to_none=True``; zeroed in place under CUDA graphs, which
+        keep pointers to the gradient buffers)."""
         if self.optimizer is not None:
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=not self._cudagraphs)
 
     def step_lr_scheduler(self) -> None:
         """Step the LR scheduler (the SWALR schedule once SWA averaging has started)."""
@@ -246,6 +249,8 @@ class AutoUnit(
         if self._window.num_pending > 0:
             self._optimizer_step(state)
         self._train_prefetcher.reset()
+        if self._recompiles is not None:
+            self._recompiles.check()
         if not self._step_lr_per_step and self.training:
             self.step_lr_scheduler()
             self._maybe_update_swa(self.train_progress.num_epochs_completed)
@@ -336,7 +341,8 @@ class AutoUnit(
             to_backward.backward()
         else:
             self.precision.backward(to_backward)
-        return loss.detach(), outputs
+        # a CUDA-graph replay overwrites its outputs: the returned loss must own its memory
+        return (loss.detach().clone() if self._cudagraphs else loss.detach()), outputs
 
     def _optimizer_step(self, state: State) -> torch.Tensor | None:
         """Close the window: normalise, unscale, clip, check, step, schedule, zero."""
@@ -372,9 +378,13 @@ class AutoUnit(
         return grad_norm
 
     def eval_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
+        if self._cudagraphs:
+            mark_cudagraph_step()
         with self.precision.autocast():
             result = self.compute_loss(state, data)
         loss, outputs = result[0], result[1]
+        if self._cudagraphs:
+            loss = loss.clone()
         if self.eval_metrics is not None:
             self.update_metrics(state, data, outputs)
         self.on_eval_step_end(state, data, self.eval_progress.num_steps_completed, loss, outputs)

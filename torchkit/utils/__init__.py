@@ -1,6 +1,6 @@
 """Utilities: device, environment, distributed helpers, timers, seeding, filesystems."""
 
-from torchkit.utils.device import copy_data_to_device, record_data_in_stream
+from torchkit.utils.device import copy_data_to_device, map_leaves, record_data_in_stream
 from torchkit.utils.distributed import (
     all_gather_tensors,
     barrier,
@@ -14,6 +14,7 @@ from torchkit.utils.distributed import (
 )
 from torchkit.utils.early_stop_checker import EarlyStopChecker
 from torchkit.utils.env import get_device_from_env, init_from_env
+from torchkit.utils.flops import measure_flops, peak_flops_for, transformer_flops_per_token
 from torchkit.utils.fs import get_filesystem
 from torchkit.utils.progress import (
     estimated_steps_in_epoch,
@@ -44,8 +45,12 @@ __all__ = [
     "get_world_size",
     "init_from_env",
     "launch_processes",
+    "map_leaves",
+    "measure_flops",
+    "peak_flops_for",
     "record_data_in_stream",
     "seed",
     "spawn_multi_process",
     "sync_bool",
+    "transformer_flops_per_token",
 ]
