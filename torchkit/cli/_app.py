@@ -17,6 +17,7 @@ from torchkit.cli._parser import (
     build_parser,
     entry_point_keys,
     instantiate,
+    passed_limits,
 )
 from torchkit.cli._run_dir import RunDirPlan, plan_run_dir, semantic_view, write_config
 from torchkit.utils.fs import join_url, url_to_fs
@@ -105,8 +106,7 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
         raise
     except Exception as exc:  # jsonargparse's ArgumentError, also for unreadable files
         raise from_parser_error(str(exc), [a.dest for a in parser._actions]) from None
-    limit_keys = entry_point_keys(sub)
-    limits = {k: cfg[k] for k in limit_keys}
+    limits = passed_limits(sub, cfg)
     _check_limits(sub, limits)
     if cfg.log_every_n_steps < 1:
         raise CLIError(
@@ -127,7 +127,7 @@ def prepare(sub: Subcommand, argv: list[str]) -> Prepared:
     text = parser.dump(cfg)
     plan = None
     if run_dir is not None and sub.trains:
-        semantic = semantic_view(_as_dict(parser, cfg), limit_keys)
+        semantic = semantic_view(_as_dict(parser, cfg), entry_point_keys(sub))
         plan = plan_run_dir(run_dir, cfg.resume, semantic)
     checkpoint = _resolve_checkpoint(sub, cfg, ckpt_dir)
     return Prepared(sub, parser, cfg, callbacks, loggers, plan, checkpoint, text, limits)

@@ -85,6 +85,13 @@ def entry_point_keys(sub: Subcommand) -> list[str]:
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _FILLED_BY_CLI]
 
 
+def passed_limits(sub: Subcommand, cfg: Any) -> dict[str, Any]:
+    """The entry point's keyword arguments from ``cfg``, leaving out values equal to the
+    signature's defaults, so the entry point sees its own default objects."""
+    params = inspect.signature(sub.function).parameters
+    return {k: cfg[k] for k in entry_point_keys(sub) if cfg[k] != params[k].default}
+
+
 def build_parser(sub: Subcommand) -> ArgumentParser:
     """The jsonargparse parser of ``torchkit <sub.name>``."""
     import torchkit.units as units
@@ -117,6 +124,12 @@ def build_parser(sub: Subcommand) -> ArgumentParser:
     parser.add_function_arguments(
         fn, skip={*positional, *_FILLED_BY_CLI}, as_group=False, fail_untyped=False
     )
+    # A default recognised by identity (fit's ``evaluate_every_n_epochs``, an ``int``
+    # subclass) is shown and dumped as the plain value; ``passed_limits`` leaves it out.
+    parser.set_defaults(
+        {p.name: int(p.default) for p in params if type(p.default) not in (int, bool)
+         and isinstance(p.default, int)}
+    )  # fmt: skip
     _add_run_arguments(parser, sub)
     return parser
 

@@ -85,7 +85,6 @@ def apply_activation_checkpointing(
     apply_ac(module, checkpoint_wrapper_fn=wrapper, check_fn=params.check_fn)
 
 
-
 class FSDPOptimizerWrapper:
     """A ``Stateful`` view of an optimizer over an FSDP (v1) module, through FSDP's optimizer
     state-dict APIs, so the state is keyed by parameter names (TNT's
