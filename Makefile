@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) benchmarks/observability_overhead.py
 	$(PY) benchmarks/checkpoint_stall.py
 	$(PY) benchmarks/multi_dataloader_overhead.py
+	$(PY) benchmarks/live_publish.py
 	$(PY) benchmarks/cli_import.py
 
 clean:
