@@ -13,6 +13,7 @@ from torchkit.strategies.params import ActivationCheckpointParams, SWAParams, To
 from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
 from torchkit.units._auto_helpers import NonFinitePolicy, StepLRInterval
+from torchkit.units._metrics import as_metric_collection
 from torchkit.units.auto_unit import AutoUnit
 
 if TYPE_CHECKING:
@@ -123,7 +124,9 @@ class SupervisedUnit(AutoUnit[Any]):
                     f"{name}={key!r} is invalid: expected a non-empty str. Pass the key of the "
                     "dict batch, e.g. 'input' or 'target'."
                 )
-        collection = _metric_collection(metrics)
+        collection = as_metric_collection(
+            metrics, "{'accuracy': MulticlassAccuracy(num_classes=10)}"
+        )
         self._optimizer_factory = optimizer
         self._lr_scheduler_factory = lr_scheduler
         self.input_key, self.target_key = input_key, target_key
@@ -217,18 +220,3 @@ class SupervisedUnit(AutoUnit[Any]):
 def _check_callable(name: str, value: Any, fix: str) -> None:
     if not callable(value):
         raise TypeError(f"{name}={value!r} is invalid: expected a callable. {fix}.")
-
-
-def _metric_collection(metrics: dict[str, Metric] | None) -> Any:
-    if metrics is None:
-        return None
-    import torchmetrics
-
-    if not isinstance(metrics, Mapping) or not all(
-        isinstance(m, torchmetrics.Metric) for m in metrics.values()
-    ):
-        raise TypeError(
-            f"metrics={metrics!r} is invalid: expected a dict of torchmetrics Metrics. Pass "
-            "e.g. {'accuracy': MulticlassAccuracy(num_classes=10)}."
-        )
-    return torchmetrics.MetricCollection(dict(metrics))

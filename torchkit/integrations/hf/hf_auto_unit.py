@@ -27,6 +27,7 @@ from torchkit.strategies.params import ActivationCheckpointParams, SWAParams, To
 from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
 from torchkit.units._auto_helpers import NonFinitePolicy, StepLRInterval
+from torchkit.units._metrics import as_metric_collection
 from torchkit.units.auto_unit import AutoUnit
 
 __all__ = ["HFAutoUnit"]
@@ -155,7 +156,9 @@ class HFAutoUnit(AutoUnit[Batch]):
         shift = resolve_shift(shift_labels, module)
         _check_factory("optimizer", optimizer, "lambda params: torch.optim.AdamW(params, lr=3e-5)")
         _check_factory("lr_scheduler", lr_scheduler, "lambda opt: LinearLR(opt)")
-        eval_metrics = _as_metrics(metrics)
+        eval_metrics = as_metric_collection(
+            metrics, "{'accuracy': MulticlassAccuracy(num_classes=3)}"
+        )
         names = forward_arg_names(module)  # the only signature inspection: never per step
         self._optimizer_factory = optimizer or default_optimizer
         self._lr_scheduler_factory = lr_scheduler
@@ -249,21 +252,3 @@ def _check_factory(name: str, factory: Any, example: str) -> None:
             f"{name}={factory!r} is invalid: expected a callable or None. Pass a factory, "
             f"e.g. {name}={example}."
         )
-
-
-def _as_metrics(metrics: Any) -> Any:
-    """``metrics`` as one torchmetrics object (a dict becomes a ``MetricCollection``)."""
-    if metrics is None:
-        return None
-    import torchmetrics
-
-    if isinstance(metrics, (torchmetrics.Metric, torchmetrics.MetricCollection)):
-        return metrics
-    if isinstance(metrics, Mapping) and all(
-        isinstance(m, torchmetrics.Metric) for m in metrics.values()
-    ):
-        return torchmetrics.MetricCollection(dict(metrics))
-    raise TypeError(
-        f"metrics={metrics!r} is invalid: expected a torchmetrics Metric, MetricCollection or "
-        "a dict of Metrics, e.g. metrics={'accuracy': MulticlassAccuracy(num_classes=3)}."
-    )
