@@ -34,7 +34,16 @@ TNT: dict[str, list[str]] = {
     "torchkit:fit": ["unit", "train_dataloader", "eval_dataloader", "*", "max_epochs=None",
                      "max_steps=None", "max_train_steps_per_epoch=None",
                      "max_eval_steps_per_epoch=None", "evaluate_every_n_steps=None",
-                     "evaluate_every_n_epochs=1", "callbacks=None", "timer=None"],
+                     "evaluate_every_n_epochs=1", "callbacks=None", "timer=None",
+                     "test_dataloader=None", "max_test_steps=None"],
+    "torchkit:test": ["test_unit", "test_dataloader", "*", "max_steps_per_epoch=None",
+                      "callbacks=None", "timer=None"],
+    # state (torchtnt.framework.state)
+    "torchkit:State": ["*", "entry_point", "timer=None", "train_state=None", "eval_state=None",
+                       "predict_state=None", "test_state=None"],
+    "torchkit:PhaseState": ["*", "dataloader", "max_epochs=None", "max_steps=None",
+                            "max_steps_per_epoch=None", "evaluate_every_n_steps=None",
+                            "evaluate_every_n_epochs=None"],
     # units
     "torchkit:AutoUnit": ["*", "module", "device=None", "strategy=None",
                           "step_lr_interval='epoch'", "precision=None",
@@ -48,6 +57,7 @@ TNT: dict[str, list[str]] = {
     "torchkit.units:TrainUnit": [],
     "torchkit.units:EvalUnit": [],
     "torchkit.units:PredictUnit": [],
+    "torchkit.units:TestUnit": [],
     "torchkit.units:AppStateMixin": [],
     "torchkit.loop.state:_check_loop_condition": ["name", "val"],
     # progress (torchtnt.utils.progress)

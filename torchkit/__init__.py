@@ -14,6 +14,7 @@ from torchkit.loop import (
     evaluate,
     fit,
     predict,
+    test,
     train,
 )
 from torchkit.units import (
@@ -22,6 +23,7 @@ from torchkit.units import (
     AutoUnit,
     EvalUnit,
     PredictUnit,
+    TestUnit,
     TrainStepResults,
     TrainUnit,
 )
@@ -44,10 +46,12 @@ __all__ = [
     "PredictUnit",
     "Progress",
     "State",
+    "TestUnit",
     "TrainStepResults",
     "TrainUnit",
     "evaluate",
     "fit",
     "predict",
+    "test",
     "train",
 ]

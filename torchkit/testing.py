@@ -8,13 +8,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from torchkit.loop.state import State
-from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
+from torchkit.units.unit import EvalUnit, PredictUnit, TestUnit, TrainUnit
 from torchkit.utils.distributed import launch_processes, spawn_multi_process
 
 __all__ = [
     "DummyEvalUnit",
     "DummyFitUnit",
     "DummyPredictUnit",
+    "DummyTestUnit",
     "DummyTrainUnit",
     "RandomDataset",
     "generate_random_dataloader",
@@ -117,6 +118,17 @@ class DummyPredictUnit(PredictUnit[Batch]):
 
     def predict_step(self, state: State, data: Batch) -> torch.Tensor:
         return self.module(data[0])
+
+
+class DummyTestUnit(TestUnit[Batch]):
+    """A linear classifier tested with cross-entropy; ``test_step`` returns the loss."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.module = torch.nn.Linear(input_dim, 2)
+
+    def test_step(self, state: State, data: Batch) -> torch.Tensor:
+        return _loss(self.module, data)
 
 
 class DummyFitUnit(TrainUnit[Batch], EvalUnit[Batch]):

@@ -8,12 +8,13 @@ import pathlib
 import pytest
 
 import torchkit.loop
-from torchkit import Callback, EntryPoint, State, fit, predict, train
+from torchkit import Callback, EntryPoint, State, fit, predict, test, train
 from torchkit.callbacks.callback import HOOK_NAMES
 from torchkit.loop.callback_handler import CallbackHandler
 from torchkit.testing import (
     DummyFitUnit,
     DummyPredictUnit,
+    DummyTestUnit,
     DummyTrainUnit,
     generate_random_dataloader,
 )
@@ -24,7 +25,7 @@ LOOP_DIR = pathlib.Path(torchkit.loop.__file__).parent
 def test_hook_names_match_the_public_on_methods() -> None:
     public = {n for n, _ in inspect.getmembers(Callback, inspect.isfunction) if n.startswith("on_")}
     assert public == set(HOOK_NAMES)
-    assert len(HOOK_NAMES) == len(set(HOOK_NAMES)) == 25
+    assert len(HOOK_NAMES) == len(set(HOOK_NAMES)) == 41
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
@@ -48,6 +49,7 @@ def test_every_hook_is_dispatched_by_the_loop() -> None:
     data = generate_random_dataloader(8, 2, 4)
     fit(DummyFitUnit(2), data, data, max_epochs=1, callbacks=[cb])
     predict(DummyPredictUnit(2), data, callbacks=[cb])
+    test(DummyTestUnit(2), data, callbacks=[cb])
 
     class Fails(DummyTrainUnit):
         def train_step(self, state: State, data: object) -> None:  # type: ignore[override]

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from torchkit import Callback, State
+from torchkit import Callback, State, TestUnit
+from torchkit.units import SupervisedUnit
 from torchkit.utils import get_global_rank
 
 
@@ -152,3 +153,14 @@ class StatefulRegressionLoader(StatefulDataLoader):  # type: ignore[misc]
         super().__init__(
             RandomRegression(num_samples, input_dim, seed), batch_size=batch_size, shuffle=shuffle
         )
+
+
+class TestedRegression(SupervisedUnit, TestUnit[tuple[torch.Tensor, torch.Tensor]]):
+    """A ``SupervisedUnit`` with a test phase: the summed test loss goes to ``CAPTURED``."""
+
+    def test_step(self, state: State, data: tuple[torch.Tensor, torch.Tensor]) -> None:
+        loss, _ = self.compute_loss(state, data)
+        record = CAPTURED.setdefault("test", {"batches": 0, "loss": 0.0})
+        record["batches"] += 1
+        record["loss"] += float(loss)
+        record["train_steps"] = self.train_progress.num_steps_completed

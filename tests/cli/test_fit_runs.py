@@ -125,3 +125,23 @@ def test_validate_config_builds_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0, err
     assert "valid" in out
     assert CAPTURED == {} and not (tmp_path / "run").exists()
+
+
+def test_fit_with_a_test_dataloader_from_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(
+        test_dataloader={
+            "class_path": "tests.cli._data.RandomRegressionLoader",
+            "init_args": {"seed": 2},
+        },
+        max_test_steps=3,
+    )
+    cfg["unit"]["class_path"] = "tests.cli._data.TestedRegression"
+    code, _, err = run(["fit", "--config", write(tmp_path / "a.yaml", cfg)], capsys)
+    assert code == 0, err
+    assert CAPTURED["test"]["batches"] == 3 and CAPTURED["test"]["train_steps"] == 8
+    # a config without the key runs no test phase
+    code, _, err = run(["fit", "--config", write(tmp_path / "b.yaml", config())], capsys)
+    assert code == 0, err
+    assert CAPTURED["test"]["batches"] == 3

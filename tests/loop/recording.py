@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from torchkit import EvalUnit, PredictUnit, State, TrainUnit
+from torchkit import EvalUnit, PredictUnit, State, TestUnit, TrainUnit
 from torchkit.callbacks import Lambda
 from torchkit.callbacks.callback import HOOK_NAMES
 
@@ -26,6 +26,10 @@ UNIT_HOOKS = (
     "on_predict_epoch_start",
     "on_predict_epoch_end",
     "on_predict_end",
+    "on_test_start",
+    "on_test_epoch_start",
+    "on_test_epoch_end",
+    "on_test_end",
 )
 
 
@@ -34,7 +38,7 @@ def batches(n: int, dim: int = 2, batch_size: int = 2) -> list[torch.Tensor]:
     return [torch.full((batch_size, dim), float(i)) for i in range(n)]
 
 
-class RecordingUnit(TrainUnit[Batch], EvalUnit[Batch], PredictUnit[Batch]):
+class RecordingUnit(TrainUnit[Batch], EvalUnit[Batch], PredictUnit[Batch], TestUnit[Batch]):
     """A tiny real model whose hooks, fetches and steps append ``"unit:<name>"`` to ``log``."""
 
     def __init__(self, log: list[str] | None = None, dim: int = 2) -> None:
@@ -61,6 +65,10 @@ class RecordingUnit(TrainUnit[Batch], EvalUnit[Batch], PredictUnit[Batch]):
         self.log.append("unit:predict_step")
         return self.net(data)
 
+    def test_step(self, state: State, data: Batch) -> torch.Tensor:
+        self.log.append("unit:test_step")
+        return self.net(data).sum()
+
     # fetches ---------------------------------------------------------------
     def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         self.log.append("unit:get_next_train_batch")
@@ -72,6 +80,10 @@ class RecordingUnit(TrainUnit[Batch], EvalUnit[Batch], PredictUnit[Batch]):
 
     def get_next_predict_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         self.log.append("unit:get_next_predict_batch")
+        return next(data_iter)
+
+    def get_next_test_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        self.log.append("unit:get_next_test_batch")
         return next(data_iter)
 
     def on_exception(self, state: State, exc: BaseException) -> None:

@@ -101,7 +101,8 @@ def test_objects_without_the_interface_are_rejected(bad: object, match: str) -> 
         CallbackHandler([bad])
 
 
-def test_a_tnt_hook_torchkit_never_calls_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_tnt_iter_creation_and_test_hooks_are_dispatched() -> None:
+    # These TNT hooks were once unknown to the loop (and only warned about); now they run.
     class IterHooks(Callback):
         def on_train_dataloader_iter_creation_start(self, state: object, unit: object) -> None:
             pass
@@ -109,7 +110,10 @@ def test_a_tnt_hook_torchkit_never_calls_warns(caplog: pytest.LogCaptureFixture)
         def on_test_step_end(self, state: object, unit: object) -> None:
             pass
 
-    with caplog.at_level("WARNING", logger="torchkit.loop.callback_handler"):
-        CallbackHandler([IterHooks(), Callback()])
-    assert caplog.text.count("which torchkit's loop does not call") == 1
-    assert "on_train_dataloader_iter_creation_start, on_test_step_end" in caplog.text
+    cb = IterHooks()
+    handler = CallbackHandler([cb, Callback()])
+    assert handler.on_train_dataloader_iter_creation_start == [
+        cb.on_train_dataloader_iter_creation_start
+    ]
+    assert handler.on_test_step_end == [cb.on_test_step_end]
+    assert handler.on_test_start == []

@@ -1,4 +1,5 @@
-"""Hook order of train / evaluate / predict / fit, recorded by the unit's hooks and Lambdas."""
+"""Hook order of train / evaluate / predict / test / fit, recorded by the unit's hooks and
+Lambdas."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from torchkit import State, evaluate, fit, predict, train
+from torchkit import State, evaluate, fit, predict, test, train
 from torchkit.callbacks import Lambda
 
 from .recording import RecordingUnit, batches, recording_lambda
@@ -22,6 +23,15 @@ def event(name: str) -> list[str]:
 
 def cb_only(name: str) -> list[str]:
     return [f"{t}:{name}" for t in TAGS]
+
+
+def epoch_start(phase: str) -> list[str]:
+    """The epoch-start hooks, then the callbacks around ``iter(dataloader)``."""
+    return (
+        event(f"on_{phase}_epoch_start")
+        + cb_only(f"on_{phase}_dataloader_iter_creation_start")
+        + cb_only(f"on_{phase}_dataloader_iter_creation_end")
+    )
 
 
 def step(phase: str) -> list[str]:
@@ -41,8 +51,8 @@ def last_fetch(phase: str) -> list[str]:
 
 
 def phase_block(phase: str, n_steps: int, *, exhausted: bool = True) -> list[str]:
-    """A full evaluate/predict epoch of ``n_steps`` steps."""
-    out = event(f"on_{phase}_start") + event(f"on_{phase}_epoch_start")
+    """A full evaluate/predict/test epoch of ``n_steps`` steps."""
+    out = event(f"on_{phase}_start") + epoch_start(phase)
     for _ in range(n_steps):
         out += step(phase)
     if exhausted:
@@ -61,6 +71,8 @@ def run_recorded(entry: str, n_batches: int = 2, **kwargs: Any) -> list[str]:
         evaluate(unit, data, callbacks=cbs, **kwargs)
     elif entry == "predict":
         predict(unit, data, callbacks=cbs, **kwargs)
+    elif entry == "test":
+        test(unit, data, callbacks=cbs, **kwargs)
     else:
         fit(unit, data, batches(1), callbacks=cbs, **kwargs)
     return log
@@ -75,6 +87,8 @@ def test_train_hook_order_one_epoch_literal() -> None:
         "a:on_train_start",
         "unit:on_train_epoch_start",
         "a:on_train_epoch_start",
+        "a:on_train_dataloader_iter_creation_start",
+        "a:on_train_dataloader_iter_creation_end",
         "a:on_train_get_next_batch_start",
         "unit:get_next_train_batch",
         "a:on_train_get_next_batch_end",
@@ -92,7 +106,7 @@ def test_train_hook_order_one_epoch_literal() -> None:
 
 def test_train_hook_order_two_epochs() -> None:
     log = run_recorded("train", n_batches=2, max_epochs=2)
-    epoch = event("on_train_epoch_start") + step("train") * 2 + last_fetch("train")
+    epoch = epoch_start("train") + step("train") * 2 + last_fetch("train")
     epoch += event("on_train_epoch_end")
     assert log == event("on_train_start") + epoch * 2 + event("on_train_end")
 
@@ -101,22 +115,25 @@ def test_train_epoch_ended_by_limit_has_no_stop_iteration_fetch() -> None:
     log = run_recorded("train", n_batches=3, max_steps_per_epoch=2, max_epochs=1)
     assert log == (
         event("on_train_start")
-        + event("on_train_epoch_start")
+        + epoch_start("train")
         + step("train") * 2
         + event("on_train_epoch_end")
         + event("on_train_end")
     )
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "predict"])
+PHASE = {"evaluate": "eval", "predict": "predict", "test": "test"}
+
+
+@pytest.mark.parametrize("entry", ["evaluate", "predict", "test"])
 def test_eval_and_predict_hook_order(entry: str) -> None:
-    phase = "eval" if entry == "evaluate" else "predict"
+    phase = PHASE[entry]
     assert run_recorded(entry, n_batches=3) == phase_block(phase, 3)
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "predict"])
+@pytest.mark.parametrize("entry", ["evaluate", "predict", "test"])
 def test_eval_and_predict_hook_order_with_max_steps_per_epoch(entry: str) -> None:
-    phase = "eval" if entry == "evaluate" else "predict"
+    phase = PHASE[entry]
     log = run_recorded(entry, n_batches=3, max_steps_per_epoch=2)
     assert log == phase_block(phase, 2, exhausted=False)
 
@@ -124,7 +141,7 @@ def test_eval_and_predict_hook_order_with_max_steps_per_epoch(entry: str) -> Non
 def test_fit_hook_order_eval_every_epoch() -> None:
     log = run_recorded("fit", n_batches=2, max_epochs=2, evaluate_every_n_epochs=1)
     epoch = (
-        event("on_train_epoch_start")
+        epoch_start("train")
         + step("train") * 2
         + last_fetch("train")
         + event("on_train_epoch_end")  # eval runs after the epoch-end hooks
@@ -142,13 +159,13 @@ def test_fit_hook_order_eval_every_n_steps_counts_global_steps() -> None:
     ev = phase_block("eval", 1)
     expected = (
         event("on_train_start")
-        + event("on_train_epoch_start")
+        + epoch_start("train")
         + step("train") * 2
         + ev
         + step("train")
         + last_fetch("train")
         + event("on_train_epoch_end")
-        + event("on_train_epoch_start")
+        + epoch_start("train")
         + step("train")
         + ev
         + step("train") * 2
@@ -167,13 +184,32 @@ def test_fit_hook_order_steps_and_epochs_together() -> None:
     ev = phase_block("eval", 1)
     assert log == (
         event("on_train_start")
-        + event("on_train_epoch_start")
+        + epoch_start("train")
         + step("train") * 2
         + ev  # step-triggered eval, before the epoch closes
         + last_fetch("train")
         + event("on_train_epoch_end")
         + ev  # epoch-triggered eval
         + event("on_train_end")
+    )
+
+
+def test_fit_with_test_dataloader_tests_once_after_training_ends() -> None:
+    log = run_recorded(
+        "fit", n_batches=2, max_epochs=2, test_dataloader=batches(3), max_test_steps=2
+    )
+    epoch = (
+        epoch_start("train")
+        + step("train") * 2
+        + last_fetch("train")
+        + event("on_train_epoch_end")
+        + phase_block("eval", 1)
+    )
+    assert log == (
+        event("on_train_start")
+        + epoch * 2
+        + event("on_train_end")
+        + phase_block("test", 2, exhausted=False)  # after on_train_end, max_test_steps=2
     )
 
 
@@ -187,9 +223,9 @@ def test_callbacks_run_in_list_order_for_many_callbacks() -> None:
     assert log == ["cb0", "cb1", "cb2", "cb3", "cb4"]
 
 
-@pytest.mark.parametrize("entry", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize("entry", ["train", "evaluate", "predict", "test"])
 def test_step_output_set_during_step_end_and_cleared_after(entry: str) -> None:
-    phase = {"train": "train", "evaluate": "eval", "predict": "predict"}[entry]
+    phase = {"train": "train", **PHASE}[entry]
     seen: list[tuple[str, Any]] = []
     states: list[State] = []
 
@@ -212,7 +248,7 @@ def test_step_output_set_during_step_end_and_cleared_after(entry: str) -> None:
         }
     )
     unit = RecordingUnit()
-    entry_fn = {"train": train, "evaluate": evaluate, "predict": predict}[entry]
+    entry_fn = {"train": train, "evaluate": evaluate, "predict": predict, "test": test}[entry]
     kwargs = {"max_epochs": 1} if entry == "train" else {}
     entry_fn(unit, batches(2), callbacks=[cb], **kwargs)  # type: ignore[operator]
 

@@ -70,6 +70,7 @@ def test_progress_survives_a_train_run_round_trip() -> None:
         (ActivePhase.TRAIN, "train", Phase.TRAIN),
         (ActivePhase.EVALUATE, "eval", Phase.EVALUATE),
         (ActivePhase.PREDICT, "predict", Phase.PREDICT),
+        (ActivePhase.TEST, "test", Phase.TEST),
     ],
 )
 def test_active_phase_str_and_into_phase(phase: ActivePhase, text: str, as_phase: Phase) -> None:
@@ -82,7 +83,7 @@ def test_phase_is_exported_at_top_level() -> None:
     import torchkit
 
     assert torchkit.Phase is Phase
-    assert {m.name for m in EntryPoint} == {"FIT", "TRAIN", "EVALUATE", "PREDICT"}
+    assert {m.name for m in EntryPoint} == {"FIT", "TRAIN", "EVALUATE", "PREDICT", "TEST"}
 
 
 def test_state_stop_and_read_only_fields() -> None:

@@ -6,14 +6,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torchkit.loop.state import State
-    from torchkit.units.unit import TEvalUnit, TPredictUnit, TTrainUnit
+    from torchkit.units.unit import TEvalUnit, TPredictUnit, TTestUnit, TTrainUnit
 
-    AnyUnit = TTrainUnit | TEvalUnit | TPredictUnit
+    AnyUnit = TTrainUnit | TEvalUnit | TPredictUnit | TTestUnit
 
 HOOK_NAMES: tuple[str, ...] = (
     "on_exception",
     "on_train_start",
     "on_train_epoch_start",
+    "on_train_dataloader_iter_creation_start",
+    "on_train_dataloader_iter_creation_end",
     "on_train_get_next_batch_start",
     "on_train_get_next_batch_end",
     "on_train_step_start",
@@ -22,6 +24,8 @@ HOOK_NAMES: tuple[str, ...] = (
     "on_train_end",
     "on_eval_start",
     "on_eval_epoch_start",
+    "on_eval_dataloader_iter_creation_start",
+    "on_eval_dataloader_iter_creation_end",
     "on_eval_get_next_batch_start",
     "on_eval_get_next_batch_end",
     "on_eval_step_start",
@@ -30,12 +34,24 @@ HOOK_NAMES: tuple[str, ...] = (
     "on_eval_end",
     "on_predict_start",
     "on_predict_epoch_start",
+    "on_predict_dataloader_iter_creation_start",
+    "on_predict_dataloader_iter_creation_end",
     "on_predict_get_next_batch_start",
     "on_predict_get_next_batch_end",
     "on_predict_step_start",
     "on_predict_step_end",
     "on_predict_epoch_end",
     "on_predict_end",
+    "on_test_start",
+    "on_test_epoch_start",
+    "on_test_dataloader_iter_creation_start",
+    "on_test_dataloader_iter_creation_end",
+    "on_test_get_next_batch_start",
+    "on_test_get_next_batch_end",
+    "on_test_step_start",
+    "on_test_step_end",
+    "on_test_epoch_end",
+    "on_test_end",
 )
 """Every hook name, in the order the loop documentation lists them."""
 
@@ -87,6 +103,12 @@ class Callback:
     def on_train_epoch_start(self, state: State, unit: TTrainUnit) -> None:
         """Called at the start of each train epoch (not on a mid-epoch resume)."""
 
+    def on_train_dataloader_iter_creation_start(self, state: State, unit: TTrainUnit) -> None:
+        """Called before ``iter(dataloader)`` creates the epoch's iterator."""
+
+    def on_train_dataloader_iter_creation_end(self, state: State, unit: TTrainUnit) -> None:
+        """Called after the epoch's iterator was created (worker start-up included)."""
+
     def on_train_get_next_batch_start(self, state: State, unit: TTrainUnit) -> None:
         """Called before each batch fetch, including the one that ends the epoch."""
 
@@ -110,6 +132,12 @@ class Callback:
 
     def on_eval_epoch_start(self, state: State, unit: TEvalUnit) -> None:
         """Called at the start of each eval epoch (not on a mid-epoch resume)."""
+
+    def on_eval_dataloader_iter_creation_start(self, state: State, unit: TEvalUnit) -> None:
+        """Called before ``iter(dataloader)`` creates the epoch's iterator."""
+
+    def on_eval_dataloader_iter_creation_end(self, state: State, unit: TEvalUnit) -> None:
+        """Called after the epoch's iterator was created (worker start-up included)."""
 
     def on_eval_get_next_batch_start(self, state: State, unit: TEvalUnit) -> None:
         """Called before each batch fetch, including the one that ends the epoch."""
@@ -135,6 +163,12 @@ class Callback:
     def on_predict_epoch_start(self, state: State, unit: TPredictUnit) -> None:
         """Called at the start of each predict epoch (not on a mid-epoch resume)."""
 
+    def on_predict_dataloader_iter_creation_start(self, state: State, unit: TPredictUnit) -> None:
+        """Called before ``iter(dataloader)`` creates the epoch's iterator."""
+
+    def on_predict_dataloader_iter_creation_end(self, state: State, unit: TPredictUnit) -> None:
+        """Called after the epoch's iterator was created (worker start-up included)."""
+
     def on_predict_get_next_batch_start(self, state: State, unit: TPredictUnit) -> None:
         """Called before each batch fetch, including the one that ends the epoch."""
 
@@ -152,3 +186,33 @@ class Callback:
 
     def on_predict_end(self, state: State, unit: TPredictUnit) -> None:
         """Called once when the predict phase ends."""
+
+    def on_test_start(self, state: State, unit: TTestUnit) -> None:
+        """Called once when the test phase starts, after the unit's hook."""
+
+    def on_test_epoch_start(self, state: State, unit: TTestUnit) -> None:
+        """Called at the start of the test epoch."""
+
+    def on_test_dataloader_iter_creation_start(self, state: State, unit: TTestUnit) -> None:
+        """Called before ``iter(dataloader)`` creates the test iterator."""
+
+    def on_test_dataloader_iter_creation_end(self, state: State, unit: TTestUnit) -> None:
+        """Called after the test iterator was created (worker start-up included)."""
+
+    def on_test_get_next_batch_start(self, state: State, unit: TTestUnit) -> None:
+        """Called before each batch fetch, including the one that ends the epoch."""
+
+    def on_test_get_next_batch_end(self, state: State, unit: TTestUnit) -> None:
+        """Called after a batch was fetched."""
+
+    def on_test_step_start(self, state: State, unit: TTestUnit) -> None:
+        """Called before each test step."""
+
+    def on_test_step_end(self, state: State, unit: TTestUnit) -> None:
+        """Called after each test step; ``state.test_state.step_output`` holds its result."""
+
+    def on_test_epoch_end(self, state: State, unit: TTestUnit) -> None:
+        """Called at the end of the test epoch, after ``num_epochs_completed`` counts it."""
+
+    def on_test_end(self, state: State, unit: TTestUnit) -> None:
+        """Called once when the test phase ends."""

@@ -15,31 +15,47 @@ class Lambda(Callback):
     (``(state, unit)``, or ``(state, unit, exc)`` for ``on_exception``).
 
     Args:
-        on_exception: function run at ``on_exception``.
-        on_train_start: function run at ``on_train_start``.
-        on_train_epoch_start: function run at ``on_train_epoch_start``.
-        on_train_get_next_batch_start: function run at ``on_train_get_next_batch_start``.
-        on_train_get_next_batch_end: function run at ``on_train_get_next_batch_end``.
-        on_train_step_start: function run at ``on_train_step_start``.
-        on_train_step_end: function run at ``on_train_step_end``.
-        on_train_epoch_end: function run at ``on_train_epoch_end``.
-        on_train_end: function run at ``on_train_end``.
-        on_eval_start: function run at ``on_eval_start``.
-        on_eval_epoch_start: function run at ``on_eval_epoch_start``.
-        on_eval_get_next_batch_start: function run at ``on_eval_get_next_batch_start``.
-        on_eval_get_next_batch_end: function run at ``on_eval_get_next_batch_end``.
-        on_eval_step_start: function run at ``on_eval_step_start``.
-        on_eval_step_end: function run at ``on_eval_step_end``.
-        on_eval_epoch_end: function run at ``on_eval_epoch_end``.
-        on_eval_end: function run at ``on_eval_end``.
-        on_predict_start: function run at ``on_predict_start``.
-        on_predict_epoch_start: function run at ``on_predict_epoch_start``.
-        on_predict_get_next_batch_start: function run at ``on_predict_get_next_batch_start``.
-        on_predict_get_next_batch_end: function run at ``on_predict_get_next_batch_end``.
-        on_predict_step_start: function run at ``on_predict_step_start``.
-        on_predict_step_end: function run at ``on_predict_step_end``.
-        on_predict_epoch_end: function run at ``on_predict_epoch_end``.
-        on_predict_end: function run at ``on_predict_end``.
+        on_exception: function run at this hook.
+        on_train_start: function run at this hook.
+        on_train_epoch_start: function run at this hook.
+        on_train_dataloader_iter_creation_start: function run at this hook.
+        on_train_dataloader_iter_creation_end: function run at this hook.
+        on_train_get_next_batch_start: function run at this hook.
+        on_train_get_next_batch_end: function run at this hook.
+        on_train_step_start: function run at this hook.
+        on_train_step_end: function run at this hook.
+        on_train_epoch_end: function run at this hook.
+        on_train_end: function run at this hook.
+        on_eval_start: function run at this hook.
+        on_eval_epoch_start: function run at this hook.
+        on_eval_dataloader_iter_creation_start: function run at this hook.
+        on_eval_dataloader_iter_creation_end: function run at this hook.
+        on_eval_get_next_batch_start: function run at this hook.
+        on_eval_get_next_batch_end: function run at this hook.
+        on_eval_step_start: function run at this hook.
+        on_eval_step_end: function run at this hook.
+        on_eval_epoch_end: function run at this hook.
+        on_eval_end: function run at this hook.
+        on_predict_start: function run at this hook.
+        on_predict_epoch_start: function run at this hook.
+        on_predict_dataloader_iter_creation_start: function run at this hook.
+        on_predict_dataloader_iter_creation_end: function run at this hook.
+        on_predict_get_next_batch_start: function run at this hook.
+        on_predict_get_next_batch_end: function run at this hook.
+        on_predict_step_start: function run at this hook.
+        on_predict_step_end: function run at this hook.
+        on_predict_epoch_end: function run at this hook.
+        on_predict_end: function run at this hook.
+        on_test_start: function run at this hook.
+        on_test_epoch_start: function run at this hook.
+        on_test_dataloader_iter_creation_start: function run at this hook.
+        on_test_dataloader_iter_creation_end: function run at this hook.
+        on_test_get_next_batch_start: function run at this hook.
+        on_test_get_next_batch_end: function run at this hook.
+        on_test_step_start: function run at this hook.
+        on_test_step_end: function run at this hook.
+        on_test_epoch_end: function run at this hook.
+        on_test_end: function run at this hook.
 
     Example:
         >>> from torchkit import train
@@ -59,6 +75,8 @@ class Lambda(Callback):
         on_exception: Callable[..., Any] | None = None,
         on_train_start: Callable[..., Any] | None = None,
         on_train_epoch_start: Callable[..., Any] | None = None,
+        on_train_dataloader_iter_creation_start: Callable[..., Any] | None = None,
+        on_train_dataloader_iter_creation_end: Callable[..., Any] | None = None,
         on_train_get_next_batch_start: Callable[..., Any] | None = None,
         on_train_get_next_batch_end: Callable[..., Any] | None = None,
         on_train_step_start: Callable[..., Any] | None = None,
@@ -67,6 +85,8 @@ class Lambda(Callback):
         on_train_end: Callable[..., Any] | None = None,
         on_eval_start: Callable[..., Any] | None = None,
         on_eval_epoch_start: Callable[..., Any] | None = None,
+        on_eval_dataloader_iter_creation_start: Callable[..., Any] | None = None,
+        on_eval_dataloader_iter_creation_end: Callable[..., Any] | None = None,
         on_eval_get_next_batch_start: Callable[..., Any] | None = None,
         on_eval_get_next_batch_end: Callable[..., Any] | None = None,
         on_eval_step_start: Callable[..., Any] | None = None,
@@ -75,17 +95,31 @@ class Lambda(Callback):
         on_eval_end: Callable[..., Any] | None = None,
         on_predict_start: Callable[..., Any] | None = None,
         on_predict_epoch_start: Callable[..., Any] | None = None,
+        on_predict_dataloader_iter_creation_start: Callable[..., Any] | None = None,
+        on_predict_dataloader_iter_creation_end: Callable[..., Any] | None = None,
         on_predict_get_next_batch_start: Callable[..., Any] | None = None,
         on_predict_get_next_batch_end: Callable[..., Any] | None = None,
         on_predict_step_start: Callable[..., Any] | None = None,
         on_predict_step_end: Callable[..., Any] | None = None,
         on_predict_epoch_end: Callable[..., Any] | None = None,
         on_predict_end: Callable[..., Any] | None = None,
+        on_test_start: Callable[..., Any] | None = None,
+        on_test_epoch_start: Callable[..., Any] | None = None,
+        on_test_dataloader_iter_creation_start: Callable[..., Any] | None = None,
+        on_test_dataloader_iter_creation_end: Callable[..., Any] | None = None,
+        on_test_get_next_batch_start: Callable[..., Any] | None = None,
+        on_test_get_next_batch_end: Callable[..., Any] | None = None,
+        on_test_step_start: Callable[..., Any] | None = None,
+        on_test_step_end: Callable[..., Any] | None = None,
+        on_test_epoch_end: Callable[..., Any] | None = None,
+        on_test_end: Callable[..., Any] | None = None,
     ) -> None:
         given = {
             "on_exception": on_exception,
             "on_train_start": on_train_start,
             "on_train_epoch_start": on_train_epoch_start,
+            "on_train_dataloader_iter_creation_start": on_train_dataloader_iter_creation_start,
+            "on_train_dataloader_iter_creation_end": on_train_dataloader_iter_creation_end,
             "on_train_get_next_batch_start": on_train_get_next_batch_start,
             "on_train_get_next_batch_end": on_train_get_next_batch_end,
             "on_train_step_start": on_train_step_start,
@@ -94,6 +128,8 @@ class Lambda(Callback):
             "on_train_end": on_train_end,
             "on_eval_start": on_eval_start,
             "on_eval_epoch_start": on_eval_epoch_start,
+            "on_eval_dataloader_iter_creation_start": on_eval_dataloader_iter_creation_start,
+            "on_eval_dataloader_iter_creation_end": on_eval_dataloader_iter_creation_end,
             "on_eval_get_next_batch_start": on_eval_get_next_batch_start,
             "on_eval_get_next_batch_end": on_eval_get_next_batch_end,
             "on_eval_step_start": on_eval_step_start,
@@ -102,12 +138,24 @@ class Lambda(Callback):
             "on_eval_end": on_eval_end,
             "on_predict_start": on_predict_start,
             "on_predict_epoch_start": on_predict_epoch_start,
+            "on_predict_dataloader_iter_creation_start": on_predict_dataloader_iter_creation_start,
+            "on_predict_dataloader_iter_creation_end": on_predict_dataloader_iter_creation_end,
             "on_predict_get_next_batch_start": on_predict_get_next_batch_start,
             "on_predict_get_next_batch_end": on_predict_get_next_batch_end,
             "on_predict_step_start": on_predict_step_start,
             "on_predict_step_end": on_predict_step_end,
             "on_predict_epoch_end": on_predict_epoch_end,
             "on_predict_end": on_predict_end,
+            "on_test_start": on_test_start,
+            "on_test_epoch_start": on_test_epoch_start,
+            "on_test_dataloader_iter_creation_start": on_test_dataloader_iter_creation_start,
+            "on_test_dataloader_iter_creation_end": on_test_dataloader_iter_creation_end,
+            "on_test_get_next_batch_start": on_test_get_next_batch_start,
+            "on_test_get_next_batch_end": on_test_get_next_batch_end,
+            "on_test_step_start": on_test_step_start,
+            "on_test_step_end": on_test_step_end,
+            "on_test_epoch_end": on_test_epoch_end,
+            "on_test_end": on_test_end,
         }
         for hook, fn in given.items():
             if fn is None:

@@ -45,7 +45,7 @@ def epoch_total(phase_state: PhaseState, progress: Any) -> int | None:
 
 
 class TQDMProgressBar(Callback):
-    """Draws a tqdm bar per epoch on rank 0: train (``Train Epoch 1``), eval, predict.
+    """Draws a tqdm bar per epoch on rank 0: train (``Train Epoch 1``), eval, predict, test.
 
     The bar's total is the number of steps the epoch will really run: the loader length capped
     by ``max_steps_per_epoch`` and by the steps ``max_steps`` leaves; after a mid-epoch resume
@@ -61,7 +61,8 @@ class TQDMProgressBar(Callback):
     those with no sync. Otherwise it reads the loss mean without publishing. Either way a
     logger's windows stay whole. The eval postfix shows the epoch's eval values when the
     epoch ends. A named set of ``Evaluators`` gets its own bar, ``Eval <name> Epoch <k>``
-    (``k`` counts that set's evaluations).
+    (``k`` counts that set's evaluations). The test bar's postfix shows the ``metrics`` found
+    in ``state.metrics`` when the test epoch ends (e.g. ``("test/accuracy",)``).
 
     Args:
         refresh_rate: steps between bar updates.
@@ -116,7 +117,7 @@ class TQDMProgressBar(Callback):
 
         phase_state = getattr(state, f"{phase}_state")
         done = progress.num_steps_completed_in_epoch
-        label = {"train": "Train", "eval": "Eval", "predict": "Predict"}[phase]
+        label = {"train": "Train", "eval": "Eval", "predict": "Predict", "test": "Test"}[phase]
         epoch = progress.num_epochs_completed + 1
         own = phase_state.set_progress.get(phase_state.name) if phase == "eval" else None
         if own is not None:  # a named set of Evaluators: its name and its own epoch count
@@ -251,6 +252,23 @@ class TQDMProgressBar(Callback):
 
     def on_predict_end(self, state: State, unit: Any) -> None:
         self._close("predict")
+
+    # -- test (fit's test_dataloader, or test()) --------------------------------------------
+    def on_test_epoch_start(self, state: State, unit: Any) -> None:
+        self._open("test", state, unit.test_progress)
+
+    def on_test_step_end(self, state: State, unit: Any) -> None:
+        progress = unit.test_progress
+        if progress.num_steps_completed_in_epoch % self.refresh_rate == 0:
+            self._advance("test", progress, None)
+
+    def on_test_epoch_end(self, state: State, unit: Any) -> None:
+        # the ``metrics=`` keys the unit wrote in on_test_epoch_end (test/accuracy...)
+        self._advance("test", unit.test_progress, self._with_metrics(state, None))
+        self._close("test")
+
+    def on_test_end(self, state: State, unit: Any) -> None:
+        self._close("test")
 
     def on_exception(self, state: State, unit: Any, exc: BaseException) -> None:
         for phase in list(self._bars):

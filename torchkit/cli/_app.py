@@ -304,9 +304,10 @@ def execute(p: Prepared) -> None:
     if p.plan is not None and get_global_rank() == 0:
         write_config(p.plan, p.config_text)
     loaders = [built[k] for k in p.sub.loaders]
+    given = {k: built[k] for k in p.sub.optional_loaders if built[k] is not None}
     _restore(p, built.unit, loaders, callbacks)
     try:
-        p.sub.function(built.unit, *loaders, callbacks=callbacks, **p.limits)
+        p.sub.function(built.unit, *loaders, callbacks=callbacks, **given, **p.limits)
     finally:
         for lg in loggers:
             lg.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
@@ -26,6 +26,7 @@ class Subcommand:
     unit_base: str  # "TrainUnit" / "EvalUnit" / "PredictUnit"
     loaders: tuple[str, ...]  # keys in the config, in the entry point's positional order
     help: str
+    optional_loaders: tuple[str, ...] = ()  # keyword-only loaders the config may give
 
     @property
     def function(self) -> Callable[..., Any]:
@@ -48,6 +49,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "TrainUnit",
             ("train_dataloader", "eval_dataloader"),
             "train with periodic evaluation (torchkit.fit)",
+            ("test_dataloader",),
         ),
         Subcommand(
             "train", "train", "TrainUnit", ("train_dataloader",), "train only (torchkit.train)"
@@ -82,7 +84,8 @@ def instantiate(parser: ArgumentParser, cfg: Any) -> Any:
 def entry_point_keys(sub: Subcommand) -> list[str]:
     """The entry point's keyword arguments the config sets (``max_epochs``...)."""
     params = inspect.signature(sub.function).parameters.values()
-    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in _FILLED_BY_CLI]
+    skip = {*_FILLED_BY_CLI, *sub.optional_loaders}
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in skip]
 
 
 def passed_limits(sub: Subcommand, cfg: Any) -> dict[str, Any]:
@@ -121,8 +124,18 @@ def build_parser(sub: Subcommand) -> ArgumentParser:
             required=True,
             help="class_path of an iterable of batches (e.g. torch.utils.data.DataLoader)",
         )
+    for key in sub.optional_loaders:
+        parser.add_argument(
+            f"--{key}",
+            type=Optional[Batches],  # noqa: UP045 - jsonargparse reads typing.Optional
+            default=None,
+            help="class_path of an iterable of batches, or leave it out",
+        )
     parser.add_function_arguments(
-        fn, skip={*positional, *_FILLED_BY_CLI}, as_group=False, fail_untyped=False
+        fn,
+        skip={*positional, *_FILLED_BY_CLI, *sub.optional_loaders},
+        as_group=False,
+        fail_untyped=False,
     )
     # A default recognised by identity (fit's ``evaluate_every_n_epochs``, an ``int``
     # subclass) is shown and dumped as the plain value; ``passed_limits`` leaves it out.

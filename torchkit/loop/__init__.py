@@ -7,6 +7,7 @@ from torchkit.loop.fit import fit
 from torchkit.loop.predict import predict
 from torchkit.loop.progress import Progress
 from torchkit.loop.state import ActivePhase, EntryPoint, Phase, PhaseState, State
+from torchkit.loop.test import test
 from torchkit.loop.train import train
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "evaluate",
     "fit",
     "predict",
+    "test",
     "train",
 ]

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from torchkit.callbacks.callback import HOOK_NAMES, Callback
-
-logger = logging.getLogger(__name__)
-
-# TNT hooks torchkit's loop does not call (yet): a callback defining one would silently never
-# run, so the handler warns.
-_UNCALLED_TNT_HOOKS = tuple(
-    f"on_{phase}_{event}"
-    for phase in ("train", "eval", "predict")
-    for event in ("dataloader_iter_creation_start", "dataloader_iter_creation_end")
-) + tuple(
-    f"on_test_{event}"
-    for event in ("start", "epoch_start", "step_start", "step_end", "epoch_end", "end")
-)
 
 
 def overrides(callback: Any, hook: str) -> bool:
@@ -32,17 +18,6 @@ def overrides(callback: Any, hook: str) -> bool:
         return cls_attr is not getattr(Callback, hook)
     # No class attribute: a mock or another object that resolves attributes dynamically.
     return callable(getattr(callback, hook, None))
-
-
-def _warn_uncalled_hooks(cb: Any) -> None:
-    """Warn when a callback's class defines a TNT hook that torchkit never calls."""
-    uncalled = [h for h in _UNCALLED_TNT_HOOKS if callable(getattr(type(cb), h, None))]
-    if uncalled:
-        logger.warning(
-            "%s defines %s, which torchkit's loop does not call: that code will not run. "
-            "Move it to a hook torchkit calls (e.g. on_train_epoch_start).",
-            type(cb).__name__, ", ".join(uncalled),
-        )  # fmt: skip
 
 
 def _check_callback(i: int, cb: Any) -> None:
@@ -80,6 +55,8 @@ class CallbackHandler:
     on_exception: list[Callable[..., None]]
     on_train_start: list[Callable[..., None]]
     on_train_epoch_start: list[Callable[..., None]]
+    on_train_dataloader_iter_creation_start: list[Callable[..., None]]
+    on_train_dataloader_iter_creation_end: list[Callable[..., None]]
     on_train_get_next_batch_start: list[Callable[..., None]]
     on_train_get_next_batch_end: list[Callable[..., None]]
     on_train_step_start: list[Callable[..., None]]
@@ -88,6 +65,8 @@ class CallbackHandler:
     on_train_end: list[Callable[..., None]]
     on_eval_start: list[Callable[..., None]]
     on_eval_epoch_start: list[Callable[..., None]]
+    on_eval_dataloader_iter_creation_start: list[Callable[..., None]]
+    on_eval_dataloader_iter_creation_end: list[Callable[..., None]]
     on_eval_get_next_batch_start: list[Callable[..., None]]
     on_eval_get_next_batch_end: list[Callable[..., None]]
     on_eval_step_start: list[Callable[..., None]]
@@ -96,12 +75,24 @@ class CallbackHandler:
     on_eval_end: list[Callable[..., None]]
     on_predict_start: list[Callable[..., None]]
     on_predict_epoch_start: list[Callable[..., None]]
+    on_predict_dataloader_iter_creation_start: list[Callable[..., None]]
+    on_predict_dataloader_iter_creation_end: list[Callable[..., None]]
     on_predict_get_next_batch_start: list[Callable[..., None]]
     on_predict_get_next_batch_end: list[Callable[..., None]]
     on_predict_step_start: list[Callable[..., None]]
     on_predict_step_end: list[Callable[..., None]]
     on_predict_epoch_end: list[Callable[..., None]]
     on_predict_end: list[Callable[..., None]]
+    on_test_start: list[Callable[..., None]]
+    on_test_epoch_start: list[Callable[..., None]]
+    on_test_dataloader_iter_creation_start: list[Callable[..., None]]
+    on_test_dataloader_iter_creation_end: list[Callable[..., None]]
+    on_test_get_next_batch_start: list[Callable[..., None]]
+    on_test_get_next_batch_end: list[Callable[..., None]]
+    on_test_step_start: list[Callable[..., None]]
+    on_test_step_end: list[Callable[..., None]]
+    on_test_epoch_end: list[Callable[..., None]]
+    on_test_end: list[Callable[..., None]]
 
     def __init__(self, callbacks: Iterable[Any] | None) -> None:
         if isinstance(callbacks, Callback) or not isinstance(callbacks, (Iterable, type(None))):
@@ -112,7 +103,6 @@ class CallbackHandler:
         self.callbacks: list[Callback] = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
             _check_callback(i, cb)
-            _warn_uncalled_hooks(cb)
         for hook in HOOK_NAMES:
             setattr(self, hook, [getattr(cb, hook) for cb in self.callbacks if overrides(cb, hook)])
         # ``is True``: a duck-typed object may lack the flag, and a mock's attribute is truthy.

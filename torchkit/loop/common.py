@@ -18,12 +18,15 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_UNIT_PHASES = {"TrainUnit": "train", "EvalUnit": "eval", "PredictUnit": "predict"}
+_UNIT_PHASES = {
+    "TrainUnit": "train", "EvalUnit": "eval", "PredictUnit": "predict", "TestUnit": "test"
+}  # fmt: skip
 
 
 def unit_interface(cls: type) -> tuple[str, ...]:
-    """The attributes the loop uses on a unit of kind ``cls`` (``TrainUnit``, ``EvalUnit`` or
-    ``PredictUnit``): what an object must provide to run without subclassing it."""
+    """The attributes the loop uses on a unit of kind ``cls`` (``TrainUnit``, ``EvalUnit``,
+    ``PredictUnit`` or ``TestUnit``): what an object must provide to run without subclassing
+    it."""
     p = _UNIT_PHASES[cls.__name__]
     return (
         f"{p}_step", f"get_next_{p}_batch", f"{p}_progress", f"on_{p}_start",
@@ -127,6 +130,29 @@ def timed(timer: Timer, name: str, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` under ``timer.time(name)`` (only used when the user passed a Timer)."""
     with timer.time(name):
         return fn(*args)
+
+
+def create_iterator(
+    state: State,
+    unit: Any,
+    dataloader: Iterable[Any],
+    timer_name: str,
+    before: list[Callable[..., None]],
+    after: list[Callable[..., None]],
+) -> Iterator[Any]:
+    """``iter(dataloader)`` between the ``on_<phase>_dataloader_iter_creation_*`` callbacks,
+    recorded by the user's timer when there is one (worker start-up happens here)."""
+    for fn in before:
+        fn(state, unit)
+    timer = state.timer
+    if timer is None:
+        data_iter = iter(dataloader)
+    else:
+        with timer.time(timer_name):
+            data_iter = iter(dataloader)
+    for fn in after:
+        fn(state, unit)
+    return data_iter
 
 
 def call_hook(state: State, name: str, fn: Callable[[State], None]) -> None:

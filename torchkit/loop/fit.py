@@ -16,8 +16,9 @@ from torchkit.loop.duration_loop import (
 )
 from torchkit.loop.evaluators import EvalSchedule, Evaluators
 from torchkit.loop.state import EntryPoint, PhaseState, State, check_every_n, check_limit
+from torchkit.loop.test import run_test_in_fit
 from torchkit.loop.train import run_train
-from torchkit.units.unit import EvalUnit, TrainUnit
+from torchkit.units.unit import EvalUnit, TestUnit, TrainUnit
 from torchkit.utils.timer import Timer
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def fit(
     evaluate_every_n_epochs: int | None = DEFAULT_EVERY_N_EPOCHS,
     callbacks: list[Callback] | None = None,
     timer: Timer | None = None,
+    test_dataloader: Iterable[Any] | None = None,
+    max_test_steps: int | None = None,
     max_duration: Any = None,
     evaluate_every: Any = None,
 ) -> State:
@@ -60,6 +63,11 @@ def fit(
         evaluate_every_n_epochs: evaluate every N train epochs (None: off).
         callbacks: callbacks, run in list order after the unit's hook.
         timer: optional ``Timer`` recording loop actions.
+        test_dataloader: held-out batches for one test epoch after training ends (TNT's test
+            phase): ``unit`` must then also be a ``TestUnit``. It runs with the final weights,
+            under ``no_grad``, with the ``on_test_*`` hooks; after ``state.stop()`` (early
+            stopping) it still runs in full; a preempted run skips it.
+        max_test_steps: end the test epoch after this many steps.
         max_duration: a budget as a ``Duration`` or a string (``"2ep"``, ``"1e9tok"``,
             ``"36h"``), as in ``train``; whichever limit comes first stops the run.
         evaluate_every: an eval interval as a ``Duration`` or a string (``"1ep"``,
@@ -71,8 +79,8 @@ def fit(
         The final ``State``.
 
     Raises:
-        TypeError: ``unit`` is not both a ``TrainUnit`` and an ``EvalUnit``, or a dataloader
-            is not iterable.
+        TypeError: ``unit`` is not both a ``TrainUnit`` and an ``EvalUnit`` (and a
+            ``TestUnit`` when ``test_dataloader`` is given), or a dataloader is not iterable.
         ValueError: a negative limit, a zero interval, a bad duration, ``evaluate_every``
             together with ``evaluate_every_n_steps`` or an explicit ``evaluate_every_n_epochs``,
             or an empty dataloader.
@@ -100,6 +108,10 @@ def fit(
             "class MyUnit(TrainUnit[Batch], EvalUnit[Batch]). Use train() for a train-only unit."
         )
     check_dataloader("train_dataloader", train_dataloader)
+    if test_dataloader is not None:
+        _check_test_unit(unit)
+        check_dataloader("test_dataloader", test_dataloader)
+    max_test_steps = check_limit("max_test_steps", max_test_steps)
     evaluators = eval_dataloader if isinstance(eval_dataloader, Evaluators) else None
     if evaluators is None:
         check_dataloader("eval_dataloader", eval_dataloader)
@@ -146,12 +158,27 @@ def fit(
             evaluate_every_n_steps=evaluate_every_n_steps,
             evaluate_every_n_epochs=evaluate_every_n_epochs,
         ),
+        test_state=None
+        if test_dataloader is None
+        else PhaseState(dataloader=test_dataloader, max_steps_per_epoch=max_test_steps),
     )
     plan.attach(state, unit)
     if evaluators is not None and state.eval_state is not None:
         state._evaluators = EvalSchedule(evaluators, state.eval_state, rules)
     run_train(state, unit, cbs)
+    run_test_in_fit(state, unit, cbs)
     return state
+
+
+def _check_test_unit(unit: Any) -> None:
+    missing = missing_unit_attrs(unit, TestUnit)
+    if missing:
+        raise TypeError(
+            f"test_dataloader was given but unit={type(unit).__name__} does not implement the "
+            f"TestUnit interface (missing: {', '.join(missing)}). Expected unit to implement "
+            "TestUnit interface when test_dataloader is provided: add TestUnit[Batch] to its "
+            "bases and write test_step, or drop test_dataloader."
+        )
 
 
 def _warn_dict_of_loaders(eval_dataloader: Any) -> None:

@@ -1,4 +1,4 @@
-"""The one-epoch phase body shared by ``evaluate`` and ``predict``."""
+"""The one-epoch phase body shared by ``evaluate``, ``predict`` and ``test``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from torchkit.loop.common import (
     call_hook,
+    create_iterator,
     empty_epoch_error,
     restore_training_mode,
     set_sampler_epoch,
@@ -27,6 +28,8 @@ class EpochHooks(NamedTuple):
     callbacks_start: CallbackList
     unit_epoch_start: Hook
     callbacks_epoch_start: CallbackList
+    callbacks_iter_start: CallbackList
+    callbacks_iter_end: CallbackList
     step: StepHooks
     unit_epoch_end: Hook
     callbacks_epoch_end: CallbackList
@@ -35,8 +38,8 @@ class EpochHooks(NamedTuple):
 
     @classmethod
     def of(cls, unit: Any, cbs: Any, phase: str) -> EpochHooks:
-        """The hooks of ``phase`` (``"eval"`` or ``"predict"``): ``unit.on_<phase>_*`` and the
-        handler's ``on_<phase>_*`` lists."""
+        """The hooks of ``phase`` (``"eval"``, ``"predict"`` or ``"test"``):
+        ``unit.on_<phase>_*`` and the handler's ``on_<phase>_*`` lists."""
 
         def u(name: str) -> Any:
             return getattr(unit, f"on_{phase}_{name}")
@@ -48,7 +51,8 @@ class EpochHooks(NamedTuple):
             c("get_next_batch_start"), c("get_next_batch_end"), c("step_start"), c("step_end")
         )
         return cls(
-            u("start"), c("start"), u("epoch_start"), c("epoch_start"), step,
+            u("start"), c("start"), u("epoch_start"), c("epoch_start"),
+            c("dataloader_iter_creation_start"), c("dataloader_iter_creation_end"), step,
             u("epoch_end"), c("epoch_end"), u("end"), c("end"),
         )  # fmt: skip
 
@@ -82,7 +86,10 @@ def run_single_epoch(
             for fn in hooks.callbacks_epoch_start:
                 fn(state, unit)
         set_sampler_epoch(phase_state.dataloader, progress.num_epochs_completed)
-        data_iter = iter(phase_state.dataloader)
+        data_iter = create_iterator(
+            state, unit, phase_state.dataloader, f"{timer_prefix}.iter(dataloader)",
+            hooks.callbacks_iter_start, hooks.callbacks_iter_end,
+        )  # fmt: skip
         exhausted = run_steps(
             state, unit, phase_state, progress, data_iter, fns, hooks.step,
             timer_prefix=timer_prefix, phase_name=name,

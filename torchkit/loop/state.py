@@ -20,6 +20,7 @@ class EntryPoint(Enum):
     TRAIN = auto()
     EVALUATE = auto()
     PREDICT = auto()
+    TEST = auto()
 
 
 class Phase(Enum):
@@ -29,10 +30,11 @@ class Phase(Enum):
     TRAIN = auto()
     EVALUATE = auto()
     PREDICT = auto()
+    TEST = auto()
 
 
 class ActivePhase(Enum):
-    """The phase currently running; ``str()`` gives ``train``, ``eval`` or ``predict``.
+    """The phase currently running; ``str()`` gives ``train``, ``eval``, ``predict`` or ``test``.
 
     Example:
         >>> str(ActivePhase.EVALUATE)
@@ -42,6 +44,7 @@ class ActivePhase(Enum):
     TRAIN = auto()
     EVALUATE = auto()
     PREDICT = auto()
+    TEST = auto()
 
     def into_phase(self) -> Phase:
         """The matching ``Phase`` member."""
@@ -55,6 +58,7 @@ _PHASE_STR = {
     ActivePhase.TRAIN: "train",
     ActivePhase.EVALUATE: "eval",
     ActivePhase.PREDICT: "predict",
+    ActivePhase.TEST: "test",
 }
 
 
@@ -229,6 +233,7 @@ class State:
         train_state: train ``PhaseState``.
         eval_state: eval ``PhaseState``.
         predict_state: predict ``PhaseState``.
+        test_state: test ``PhaseState`` (``test``, and ``fit`` given a ``test_dataloader``).
 
     Raises:
         TypeError: ``timer`` is not a ``Timer``.
@@ -247,6 +252,7 @@ class State:
         train_state: PhaseState | None = None,
         eval_state: PhaseState | None = None,
         predict_state: PhaseState | None = None,
+        test_state: PhaseState | None = None,
     ) -> None:
         if timer is not None and not callable(getattr(timer, "time", None)):
             raise TypeError(
@@ -258,6 +264,7 @@ class State:
         self._train_state = train_state
         self._eval_state = eval_state
         self._predict_state = predict_state
+        self._test_state = test_state
         self._should_stop = False
         self._preempted = False
         self._resume_pending_eval = False
@@ -298,6 +305,36 @@ class State:
     @property
     def predict_state(self) -> PhaseState | None:
         return self._predict_state
+
+    @property
+    def test_state(self) -> PhaseState | None:
+        return self._test_state
+
+    def active_phase_state(self) -> PhaseState:
+        """The ``PhaseState`` of the phase running now (TNT's ``State.active_phase_state``).
+
+        Raises:
+            ValueError: the active phase has no ``PhaseState`` in this run (e.g. ``eval`` in a
+                ``train`` run before any phase started).
+
+        Example:
+            >>> s = State(entry_point=EntryPoint.TRAIN, train_state=PhaseState(dataloader=[1]))
+            >>> s.active_phase_state() is s.train_state
+            True
+        """
+        phase_state = {
+            ActivePhase.TRAIN: self._train_state,
+            ActivePhase.EVALUATE: self._eval_state,
+            ActivePhase.PREDICT: self._predict_state,
+            ActivePhase.TEST: self._test_state,
+        }[self._active_phase]
+        if phase_state is None:
+            raise ValueError(
+                f"active_phase={self._active_phase.name} has no PhaseState in this "
+                f"{self._entry_point.name.lower()} run: read state.active_phase_state() only "
+                "inside that phase's hooks."
+            )
+        return phase_state
 
     @property
     def duration_tracker(self) -> DurationTracker | None:

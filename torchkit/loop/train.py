@@ -14,6 +14,7 @@ from torchkit.loop.common import (
     call_hook,
     check_dataloader,
     check_unit,
+    create_iterator,
     empty_epoch_error,
     handle_exception,
     restore_training_mode,
@@ -189,14 +190,16 @@ def _train_epoch(state: State, unit: TrainUnit[Any], cbs: CallbackHandler) -> No
         for fn in cbs.on_train_epoch_start:
             fn(state, unit)
     set_sampler_epoch(ts.dataloader, progress.num_epochs_completed)
-    if progress.num_steps_completed_in_epoch == 0:
-        data_iter = iter(ts.dataloader)
-    else:
-        # Resuming mid-epoch: the restored RNG state is as of the last completed step, but
-        # creating an iterator (e.g. torchdata's StatefulDataLoader) draws from the global
-        # torch RNG; keep that draw from shifting the resumed run's random numbers.
-        rng_state = torch.get_rng_state()
-        data_iter = iter(ts.dataloader)
+    # Resuming mid-epoch: the restored RNG state is as of the last completed step, but
+    # creating an iterator (e.g. torchdata's StatefulDataLoader) draws from the global torch
+    # RNG; keep that draw from shifting the resumed run's random numbers.
+    resuming = progress.num_steps_completed_in_epoch > 0
+    rng_state = torch.get_rng_state() if resuming else None
+    data_iter = create_iterator(
+        state, unit, ts.dataloader, "train.iter(dataloader)",
+        cbs.on_train_dataloader_iter_creation_start, cbs.on_train_dataloader_iter_creation_end,
+    )  # fmt: skip
+    if rng_state is not None:
         torch.set_rng_state(rng_state)
     fns = StepFns(train_fetch_fn(unit), unit.train_step, step_requires_iterator(unit.train_step))
     tracker = state.duration_tracker

@@ -7,9 +7,11 @@ from torchkit.units.supervised_unit import LRSchedulerFactory, OptimizerFactory,
 from torchkit.units.unit import (
     EvalUnit,
     PredictUnit,
+    TestUnit,
     TEvalUnit,
     TPredictUnit,
     TrainUnit,
+    TTestUnit,
     TTrainUnit,
 )
 
@@ -24,7 +26,9 @@ __all__ = [
     "SupervisedUnit",
     "TEvalUnit",
     "TPredictUnit",
+    "TTestUnit",
     "TTrainUnit",
+    "TestUnit",
     "TrainStepResults",
     "TrainUnit",
 ]

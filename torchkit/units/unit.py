@@ -1,4 +1,5 @@
-"""``TrainUnit``, ``EvalUnit`` and ``PredictUnit``: the user's model code, with every hook."""
+"""``TrainUnit``, ``EvalUnit``, ``PredictUnit`` and ``TestUnit``: the user's model code, with
+every hook."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ TData = TypeVar("TData")
 TTrainData = TypeVar("TTrainData")
 TEvalData = TypeVar("TEvalData")
 TPredictData = TypeVar("TPredictData")
+TTestData = TypeVar("TTestData")
 TStepOutput = TypeVar("TStepOutput")
 
 
@@ -263,10 +265,58 @@ class PredictUnit(_UnitBase, Generic[TPredictData], ABC):
         """Called when prediction ends."""
 
 
+class TestUnit(_UnitBase, Generic[TTestData], ABC):
+    """Base class for a held-out test pass: implement ``test_step``.
+
+    ``test(unit, dataloader)`` runs it once; ``fit(..., test_dataloader=...)`` runs it once
+    after training, with the trained weights, as TNT does. It is a phase of its own, with its
+    own hooks (``on_test_*``, for the unit and for callbacks) and ``test_progress``, so test
+    numbers never mix with the eval numbers that steer training (early stopping, best
+    checkpoints).
+
+    Example:
+        >>> import torch
+        >>> from torchkit import test
+        >>> class MyTest(TestUnit[torch.Tensor]):
+        ...     def test_step(self, state, data):
+        ...         return data.sum()
+        >>> u = MyTest(); test(u, [torch.ones(2)] * 3)
+        >>> u.test_progress.num_steps_completed
+        3
+    """
+
+    __test__ = False  # a base class named Test*, not a pytest test class
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.test_progress = Progress()
+
+    def on_test_start(self, state: State) -> None:
+        """Called when the test phase starts."""
+
+    def on_test_epoch_start(self, state: State) -> None:
+        """Called at the start of the test epoch."""
+
+    def get_next_test_batch(self, state: State, data_iter: Iterator[object]) -> Any:
+        """Fetch the next test batch."""
+        return next(data_iter)
+
+    @abstractmethod
+    def test_step(self, state: State, data: TTestData) -> Any:
+        """Run one test step on ``data`` (under ``torch.no_grad``, modules in eval mode)."""
+
+    def on_test_epoch_end(self, state: State) -> None:
+        """Called at the end of the test epoch, after ``num_epochs_completed`` counts it."""
+
+    def on_test_end(self, state: State) -> None:
+        """Called when the test phase ends."""
+
+
 # TNT's aliases (``torchtnt.framework.unit``): a unit of any data type, for annotations.
 # TNT parametrises them with its data type variables; ``Any`` keeps them usable bare under
 # mypy --strict, and behaves the same at runtime.
 TTrainUnit = TrainUnit[Any]
 TEvalUnit = EvalUnit[Any]
 TPredictUnit = PredictUnit[Any]
+TTestUnit = TestUnit[Any]
 AppStateUnit = _UnitBase
