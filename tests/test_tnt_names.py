@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from torchkit.loop.state import _check_loop_condition
-from torchkit.units import EvalUnit, PredictUnit, TEvalUnit, TPredictUnit, TrainUnit, TTrainUnit
+from torchkit.units import (
+    EvalUnit,
+    PredictUnit,
+    TestUnit,
+    TEvalUnit,
+    TPredictUnit,
+    TrainUnit,
+    TTestUnit,
+    TTrainUnit,
+)
 from torchkit.utils import sync_bool
 from torchkit.utils.lr_scheduler import TLRScheduler
 from torchkit.utils.version import is_torch_version_geq
@@ -23,6 +32,7 @@ def test_unit_type_aliases() -> None:
     assert TTrainUnit.__origin__ is TrainUnit  # type: ignore[attr-defined]
     assert TEvalUnit.__origin__ is EvalUnit  # type: ignore[attr-defined]
     assert TPredictUnit.__origin__ is PredictUnit  # type: ignore[attr-defined]
+    assert TTestUnit.__origin__ is TestUnit  # type: ignore[attr-defined]
 
 
 def test_tlr_scheduler_is_the_scheduler_base_class() -> None:
