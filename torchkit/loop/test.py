@@ -80,12 +80,7 @@ def test(
         test_state=PhaseState(dataloader=test_dataloader, max_steps_per_epoch=max_steps_per_epoch),
     )
     logger.info("Started test with max_steps_per_epoch=%s", max_steps_per_epoch)
-    try:
-        with torch.no_grad():
-            test_impl(state, test_unit, cbs)
-    except BaseException as exc:
-        handle_exception(state, test_unit, cbs, exc)
-        raise
+    _run_test(state, test_unit, cbs)
     logger.info("Finished test")
 
 
@@ -110,6 +105,16 @@ def test_impl(state: State, unit: TestUnit[Any], cbs: CallbackHandler) -> None:
 test_impl.__test__ = False  # type: ignore[attr-defined]
 
 
+def _run_test(state: State, unit: Any, cbs: CallbackHandler) -> None:
+    """``test_impl`` under ``no_grad``, through the exception path."""
+    try:
+        with torch.no_grad():
+            test_impl(state, unit, cbs)
+    except BaseException as exc:
+        handle_exception(state, unit, cbs, exc)
+        raise
+
+
 def run_test_in_fit(state: State, unit: Any, cbs: CallbackHandler) -> None:
     """``fit``'s test phase: once, after training ended, under ``no_grad``.
 
@@ -124,11 +129,7 @@ def run_test_in_fit(state: State, unit: Any, cbs: CallbackHandler) -> None:
     state._should_stop = False
     logger.info("Started the test phase of fit")
     try:
-        with torch.no_grad():
-            test_impl(state, unit, cbs)
-    except BaseException as exc:
-        handle_exception(state, unit, cbs, exc)
-        raise
+        _run_test(state, unit, cbs)
     finally:
         state._should_stop = state._should_stop or stopped
     logger.info("Finished the test phase of fit")
