@@ -9,6 +9,9 @@ tokens every step) is compared with ``fit_steps`` (the same run with ``max_steps
 ``evaluate_every_n_steps``) as ``fit_tok_vs_fit_steps_*``; neither interval fires, so both
 rows are the per-step cost of the loop alone.
 
+The ``auto_unit_eval`` / ``auto_unit_test`` contenders (``evaluate`` and ``test`` of the same
+AutoUnit) are compared with ``raw_eval``, a hand-written ``no_grad`` loop computing the loss.
+
     python benchmarks/loop_overhead.py [--steps 500 --rounds 15] [--quick]
 """
 
@@ -108,6 +111,41 @@ def make_auto_unit_loop() -> Runner:
     return run
 
 
+def make_raw_eval_loop() -> Runner:
+    """The hand-written evaluation loop: eval mode, no_grad, the loss of each batch."""
+    model = tiny_mlp()
+    mse = torch.nn.functional.mse_loss
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        model.eval()
+        with torch.no_grad():
+            for x, y in batches:
+                mse(model(x), y)
+        model.train()
+
+    return run
+
+
+def make_auto_unit_eval_loop() -> Runner:
+    unit = MSEAutoUnit(module=tiny_mlp(), device="cpu", training=False)
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        unit.eval_progress = torchkit.Progress()
+        torchkit.evaluate(unit, batches)
+
+    return run
+
+
+def make_auto_unit_test_loop() -> Runner:
+    unit = MSEAutoUnit(module=tiny_mlp(), device="cpu", training=False)
+
+    def run(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        unit.test_progress = torchkit.Progress()
+        torchkit.test(unit, batches)
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=500)
@@ -139,6 +177,20 @@ def main() -> None:
     result["raw_calls_per_step"] = round(calls["raw"], 2)
     result["fit_tok_vs_fit_steps_us"] = round(us["fit_tok"] - us["fit_steps"], 2)
     result["fit_tok_vs_fit_steps_calls_per_step"] = round(calls["fit_tok"] - calls["fit_steps"], 2)
+    eval_makers = {
+        "raw_eval": make_raw_eval_loop,
+        "auto_unit_eval": make_auto_unit_eval_loop,
+        "auto_unit_test": make_auto_unit_test_loop,
+    }
+    us = interleaved_us_per_step({k: m() for k, m in eval_makers.items()}, args.steps, args.rounds)
+    calls = {k: calls_per_step(m) for k, m in eval_makers.items()}
+    result["raw_eval_us_per_step"] = round(us["raw_eval"], 2)
+    result["raw_eval_calls_per_step"] = round(calls["raw_eval"], 2)
+    for name in ("auto_unit_eval", "auto_unit_test"):
+        result[f"{name}_us_per_step"] = round(us[name], 2)
+        result[f"{name}_overhead_us"] = round(us[name] - us["raw_eval"], 2)
+        result[f"{name}_ratio"] = round(us[name] / us["raw_eval"], 4)
+        result[f"{name}_extra_calls_per_step"] = round(calls[name] - calls["raw_eval"], 2)
     if not args.quick:
         result.update({k: round(v, 1) for k, v in import_cost_ms().items()})
     emit(result)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from torchkit import Callback, State, TestUnit
+from torchkit import Callback, State
 from torchkit.units import SupervisedUnit
 from torchkit.utils import get_global_rank
 
@@ -155,8 +155,8 @@ class StatefulRegressionLoader(StatefulDataLoader):  # type: ignore[misc]
         )
 
 
-class TestedRegression(SupervisedUnit, TestUnit[tuple[torch.Tensor, torch.Tensor]]):
-    """A ``SupervisedUnit`` with a test phase: the summed test loss goes to ``CAPTURED``."""
+class TestedRegression(SupervisedUnit):
+    """A ``SupervisedUnit`` with its own ``test_step``: the summed loss goes to ``CAPTURED``."""
 
     def test_step(self, state: State, data: tuple[torch.Tensor, torch.Tensor]) -> None:
         loss, _ = self.compute_loss(state, data)

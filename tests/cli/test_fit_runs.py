@@ -127,6 +127,33 @@ def test_validate_config_builds_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     assert CAPTURED == {} and not (tmp_path / "run").exists()
 
 
+def test_supervised_unit_tests_with_the_configs_test_dataloader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    cfg = config(
+        test_dataloader={
+            "class_path": "tests.cli._data.RandomRegressionLoader",
+            "init_args": {"seed": 2},
+        },
+        max_test_steps=3,
+        loggers=["CSVLogger"],
+    )
+    code, _, err = run(
+        ["fit", "--config", write(tmp_path / "a.yaml", cfg), "--run_dir", str(run_dir)], capsys
+    )
+    assert code == 0, err
+    header, *rows = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), rows[-1].split(",")))
+    module = MLP()
+    module.load_state_dict(CAPTURED["run"]["final"])
+    batches = list(RandomRegressionLoader(seed=2))[:3]
+    with torch.no_grad():
+        losses = [torch.nn.functional.mse_loss(module(x), y) for x, y in batches]
+    assert last["step"] == "8"
+    assert float(last["test/loss"]) == pytest.approx(float(torch.stack(losses).mean()), rel=1e-5)
+
+
 def test_fit_with_a_test_dataloader_from_the_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

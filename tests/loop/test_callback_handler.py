@@ -17,13 +17,14 @@ def test_step_losses_are_recorded_once_and_first_when_a_callback_asks() -> None:
     from torchkit.callbacks._metric_state import loss_recorders
     from torchkit.loggers import InMemoryLogger
 
-    record_train, record_eval = loss_recorders()
+    record_train, record_eval, record_test = loss_recorders().values()
     plain = CallbackHandler([Callback()])
     assert record_train not in plain.on_train_step_end
     bar, ml = TQDMProgressBar(file=io.StringIO()), MetricsLogger(InMemoryLogger())
     handler = CallbackHandler([bar, ml])
     assert handler.on_train_step_end == [record_train, bar.on_train_step_end, ml.on_train_step_end]
     assert handler.on_eval_step_end == [record_eval, bar.on_eval_step_end]
+    assert handler.on_test_step_end == [record_test, bar.on_test_step_end]
 
 
 def test_best_checkpoint_on_the_eval_loss_mean_needs_no_other_callback(tmp_path: Path) -> None:

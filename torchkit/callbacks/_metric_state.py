@@ -19,6 +19,8 @@ are in ``state.metrics`` whichever callback runs first:
 * ``publish_eval(state, unit)`` - call from ``on_eval_epoch_end``. The same for the eval
   loss mean and ``unit.eval_metrics`` (``eval/<name>``, or ``eval/<set>/<name>`` for a named
   eval set of ``Evaluators``), cached by the eval epoch count.
+* ``publish_test(state, unit)`` - call from ``on_test_epoch_end``. The same for the test
+  phase's loss mean and ``unit.test_metrics`` (``test/<name>``).
 * ``add_time(state, category, seconds)`` / ``get_times(state)`` - wall-time buckets
   (``"checkpoint"``...) that callbacks report and ``RunSummary`` prints.
 
@@ -82,11 +84,11 @@ class _PhaseMetrics:
 class MetricState:
     """Everything ``_metric_state`` keeps for one run (one ``State``)."""
 
-    __slots__ = ("eval", "phases", "times", "train")
+    __slots__ = ("eval", "phases", "test", "times", "train")
 
     def __init__(self) -> None:
-        self.train, self.eval = _PhaseMetrics(), _PhaseMetrics()
-        self.phases = {"train": self.train, "eval": self.eval}
+        self.train, self.eval, self.test = _PhaseMetrics(), _PhaseMetrics(), _PhaseMetrics()
+        self.phases = {"train": self.train, "eval": self.eval, "test": self.test}
         self.times: dict[str, float] = {}
 
 
@@ -154,28 +156,38 @@ def _record_train_loss(state: State, unit: Any) -> None:
         _keep(acc, output)
 
 
+def _record_phase_loss(acc: _PhaseMetrics, step: int, phase_state: Any) -> None:
+    if acc.last_recorded_step != step:  # not recorded yet by record_step
+        acc.last_recorded_step = step
+        _keep(acc, phase_state._step_output if phase_state is not None else None)
+
+
 def _record_eval_loss(state: State, unit: Any) -> None:
     """``on_eval_step_end``: keep the eval step's loss (see ``loss_recorders``)."""
     ms = state._metric_state
     acc = (ms if ms is not None else get_metric_state(state)).eval
-    step = unit.eval_progress.num_steps_completed
-    if acc.last_recorded_step != step:
-        acc.last_recorded_step = step
-        ps = state._eval_state
-        _keep(acc, ps._step_output if ps is not None else None)
+    _record_phase_loss(acc, unit.eval_progress.num_steps_completed, state._eval_state)
 
 
-_RECORDERS = {"train": _record_train_loss, "eval": _record_eval_loss}
+def _record_test_loss(state: State, unit: Any) -> None:
+    """``on_test_step_end``: keep the test step's loss (see ``loss_recorders``)."""
+    _record_phase_loss(
+        get_metric_state(state).test, unit.test_progress.num_steps_completed, state._test_state
+    )
 
 
-def loss_recorders() -> tuple[Callable[[State, Any], None], Callable[[State, Any], None]]:
-    """The ``(on_train_step_end, on_eval_step_end)`` hooks that keep each step's loss.
+_RECORDERS = {"train": _record_train_loss, "eval": _record_eval_loss, "test": _record_test_loss}
+
+
+def loss_recorders() -> dict[str, Callable[[State, Any], None]]:
+    """The ``on_<phase>_step_end`` hooks that keep each step's loss, by phase (``"train"``,
+    ``"eval"``, ``"test"``).
 
     ``CallbackHandler`` puts them first in the step-end hook lists when a callback sets
     ``records_step_losses``, so a step's loss is kept once (a list append: no device op, no
     host sync) however many callbacks show or log the loss mean.
     """
-    return _RECORDERS["train"], _RECORDERS["eval"]
+    return dict(_RECORDERS)
 
 
 def record_step(state: State, unit: Any, phase: str) -> None:
@@ -354,6 +366,12 @@ def publish_eval(state: State, unit: Any) -> dict[str, float]:
     es = state.eval_state
     prefix = es._metric_prefix if es is not None else None
     return _publish(state, unit, "eval", unit.eval_progress.num_epochs_completed, None, prefix)
+
+
+def publish_test(state: State, unit: Any) -> dict[str, float]:
+    """Compute, read once, publish (``test/<name>``) and reset the test phase's loss mean and
+    ``unit.test_metrics``; cached by the test epoch count. Returns the published values."""
+    return _publish(state, unit, "test", unit.test_progress.num_epochs_completed, None)
 
 
 def add_time(state: State, category: str, seconds: float) -> None:

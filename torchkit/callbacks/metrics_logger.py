@@ -13,7 +13,7 @@ from torchkit.callbacks._logging_utils import (
     flush_all,
     log_to_all,
 )
-from torchkit.callbacks._metric_state import publish_eval, publish_train
+from torchkit.callbacks._metric_state import publish_eval, publish_test, publish_train
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
 from torchkit.loop.state import EntryPoint, State
@@ -22,21 +22,23 @@ logger = logging.getLogger(__name__)
 
 
 class MetricsLogger(Callback):
-    """Logs ``train/*`` every ``every_n_steps`` train steps and at each train epoch end, and
-    ``eval/*`` at each eval epoch end.
+    """Logs ``train/*`` every ``every_n_steps`` train steps and at each train epoch end,
+    ``eval/*`` at each eval epoch end, and ``test/*`` at the end of the test phase.
 
     Train values: ``train/loss`` (the mean of the step losses since the previous logging point,
     summed on the device and read once), ``unit.train_metrics`` computed then reset,
     ``train/lr`` (from the optimizers' param groups) and ``train/grad_norm`` when the step
     reported one (``TrainStepResults.total_grad_norm``). Eval values: ``eval/loss`` (the epoch
-    mean) and ``unit.eval_metrics`` computed then reset. All tensors of a logging point are read
-    with one host sync; nothing is read on other steps. Values are also published in
-    ``state.metrics`` (see ``docs/observability.md``).
+    mean) and ``unit.eval_metrics`` computed then reset; test values likewise, from the test
+    steps' losses and ``unit.test_metrics``. All tensors of a logging point are read with one
+    host sync; nothing is read on other steps. Values are also published in ``state.metrics``
+    (see ``docs/observability.md``).
 
-    Train values are logged at the global train step; eval values inside ``fit`` too (so curves
-    share an x-axis), and at the eval step count under ``evaluate``. Loggers are flushed at the
-    end of each entry point and when the run raises, so the values logged before a failure
-    reach the files; closing them is up to you.
+    Train values are logged at the global train step; eval and test values inside ``fit`` too
+    (so curves share an x-axis), and at the phase's step count under ``evaluate`` and ``test``.
+    Loggers are flushed at the end of each entry point (and of fit's test phase) and when the
+    run raises, so the values logged before a failure reach the files; closing them is up to
+    you.
 
     Args:
         loggers: one ``MetricLogger`` or a list of them.
@@ -101,6 +103,17 @@ class MetricsLogger(Callback):
         else:
             step = unit.eval_progress.num_steps_completed
         log_to_all(self.loggers, payload, step)
+
+    def on_test_epoch_end(self, state: State, unit: Any) -> None:
+        payload = publish_test(state, unit)
+        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
+            step = unit.train_progress.num_steps_completed
+        else:
+            step = unit.test_progress.num_steps_completed
+        log_to_all(self.loggers, payload, step)
+
+    def on_test_end(self, state: State, unit: Any) -> None:
+        flush_all(self.loggers)  # fit's test phase runs after on_train_end's flush
 
     def on_exception(self, state: State, unit: Any, exc: BaseException) -> None:
         # what was logged before the failure is what you need to debug it: write it out

@@ -13,6 +13,7 @@ from torchkit.callbacks._metric_state import (
     loss_mark,
     peek_train_loss,
     publish_eval,
+    publish_test,
     publish_train,
 )
 from torchkit.callbacks.callback import Callback
@@ -61,8 +62,9 @@ class TQDMProgressBar(Callback):
     those with no sync. Otherwise it reads the loss mean without publishing. Either way a
     logger's windows stay whole. The eval postfix shows the epoch's eval values when the
     epoch ends. A named set of ``Evaluators`` gets its own bar, ``Eval <name> Epoch <k>``
-    (``k`` counts that set's evaluations). The test bar's postfix shows the ``metrics`` found
-    in ``state.metrics`` when the test epoch ends (e.g. ``("test/accuracy",)``).
+    (``k`` counts that set's evaluations). The test bar's postfix shows the test values
+    (``test/loss``, ``unit.test_metrics``) and the ``metrics`` found in ``state.metrics`` when
+    the test epoch ends.
 
     Args:
         refresh_rate: steps between bar updates.
@@ -263,8 +265,10 @@ class TQDMProgressBar(Callback):
             self._advance("test", progress, None)
 
     def on_test_epoch_end(self, state: State, unit: Any) -> None:
-        # the ``metrics=`` keys the unit wrote in on_test_epoch_end (test/accuracy...)
-        self._advance("test", unit.test_progress, self._with_metrics(state, None))
+        # the test loss mean and test_metrics, then the ``metrics=`` keys found in state.metrics
+        postfix = {k[5:]: v for k, v in publish_test(state, unit).items()}  # test/loss -> loss
+        postfix.update(self._with_metrics(state, None))
+        self._advance("test", unit.test_progress, postfix)
         self._close("test")
 
     def on_test_end(self, state: State, unit: Any) -> None:

@@ -106,6 +106,11 @@ def write_checkpoint(
         ) from exc
 
 
+# Progress counters a checkpoint may lack even under strict restore: train_progress is what a
+# resume continues from, so its absence is an error; the others only count finished phases.
+_PHASE_PROGRESS = frozenset({"eval_progress", "predict_progress", "test_progress"})
+
+
 def _present(keys: set[str], name: str) -> set[str]:
     return {k for k in keys if k == name or k.startswith(f"{name}.")}
 
@@ -149,6 +154,11 @@ def _template(url: str, unit: Any, opts: RestoreOptions, keys: set[str]) -> dict
         if not _selected(name, unit, opts):
             continue
         if not _present(keys, name):
+            if name in _PHASE_PROGRESS and name in unit.tracked_progress():
+                # the counter of a phase the writing unit did not have (a train-only unit, or
+                # an AutoUnit from before it had a test phase): nothing of it to restore
+                logger.info("Checkpoint %s has no %r; leaving it as is.", url, name)
+                continue
             if opts.strict:
                 held = sorted({k.split(".")[0] for k in keys if not k.startswith(RANK_KEY_PREFIX)})
                 raise CheckpointMismatchError(

@@ -42,7 +42,7 @@ class CallbackHandler:
 
     The loop iterates ``handler.<hook>`` directly, so a hook nobody overrides is an empty list
     and costs no call per step. When a callback sets ``records_step_losses``, the step-loss
-    recorders go first in the train and eval step-end lists.
+    recorders go first in the train, eval and test step-end lists.
 
     Args:
         callbacks: the callbacks, in the order they should run.
@@ -109,6 +109,5 @@ class CallbackHandler:
         if any(getattr(cb, "records_step_losses", False) is True for cb in self.callbacks):
             from torchkit.callbacks._metric_state import loss_recorders
 
-            record_train, record_eval = loss_recorders()
-            self.on_train_step_end.insert(0, record_train)
-            self.on_eval_step_end.insert(0, record_eval)
+            for phase, record in loss_recorders().items():
+                getattr(self, f"on_{phase}_step_end").insert(0, record)

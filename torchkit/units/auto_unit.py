@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 
 import torch
 
-from torchkit.loop.state import ActivePhase, State
-from torchkit.strategies.compile import mark_cudagraph_step
+from torchkit.loop.state import State
 from torchkit.strategies.params import ActivationCheckpointParams, SWAParams, TorchCompileParams
 from torchkit.strategies.precision import Precision
 from torchkit.strategies.strategy import Strategy
 from torchkit.strategies.swa import build_averaged_model, build_swalr
 from torchkit.units._auto_common import AutoModuleMixin
+from torchkit.units._auto_eval import AutoEvalTestMixin
 from torchkit.units._auto_extras import AutoTrainExtrasMixin
 from torchkit.units._auto_helpers import (
     AutoUnitCounters,
@@ -27,10 +27,9 @@ from torchkit.units._auto_helpers import (
     bad_result_error,
     check_options,
     check_swa_strategy,
-    metric_target,
     non_scalar_loss_error,
 )
-from torchkit.units.unit import EvalUnit, PredictUnit, TrainUnit
+from torchkit.units.unit import EvalUnit, PredictUnit, TestUnit, TrainUnit
 
 __all__ = ["AutoUnit", "TrainStepResults"]
 
@@ -42,12 +41,14 @@ TData = TypeVar("TData")
 class AutoUnit(
     AutoModuleMixin,
     AutoTrainExtrasMixin,
+    AutoEvalTestMixin,
     TrainUnit[TData],
     EvalUnit[TData],
     PredictUnit[TData],
+    TestUnit[TData],
     ABC,
 ):
-    """A unit that trains, evaluates and predicts from ``compute_loss`` alone.
+    """A unit that trains, evaluates, tests and predicts from ``compute_loss`` alone.
 
     Implement ``compute_loss(state, data) -> (loss, outputs)`` (or the count-weighted
     ``(loss_sum, outputs, num_items)``) and ``configure_optimizers_and_lr_scheduler(module)``.
@@ -55,10 +56,12 @@ class AutoUnit(
     accumulation, precision and non-finite semantics.
 
     ``train_step`` returns ``(loss, outputs)`` with ``loss`` detached, on device; no step
-    reads a tensor on the host unless ``non_finite_policy`` (or fp16) asks for it. If you
-    override ``on_train_start``, ``on_eval_start`` or ``on_train_epoch_end``, call
-    ``super()``: they move metrics to the device, flush a pending accumulation window and
-    step per-epoch schedules.
+    reads a tensor on the host unless ``non_finite_policy`` (or fp16) asks for it.
+    ``eval_step`` and ``test_step`` return ``(loss, outputs)`` from ``compute_loss`` and update
+    ``eval_metrics`` / ``test_metrics``: the unit runs under ``evaluate``, ``test`` and fit's
+    ``test_dataloader`` as it is. If you override ``on_train_start``, ``on_eval_start``,
+    ``on_test_start`` or ``on_train_epoch_end``, call ``super()``: they move metrics to the
+    device, flush a pending accumulation window and step per-epoch schedules.
 
     Args:
         module: the model; ``self.module`` is the prepared (possibly wrapped) module.
@@ -73,7 +76,7 @@ class AutoUnit(
         swa_params: keep an SWA / EMA average of the weights in ``self.swa_model``.
         torch_compile_params: compile the module.
         activation_checkpoint_params: checkpoint the activations of selected submodules.
-        training: build the optimizer (False: evaluate / predict only).
+        training: build the optimizer (False: evaluate / test / predict only).
         enable_prefetch: read one batch ahead (last-batch detection, async H2D on CUDA).
         zero_grad_at_train_step_start: zero gradients at the start of each window instead
             of after each optimizer step.
@@ -133,6 +136,7 @@ class AutoUnit(
             check_swa_strategy(swa_params, strategy)
         self.train_metrics: Any = None
         self.eval_metrics: Any = None
+        self.test_metrics: Any = None
         self._init_auto(
             module=module,
             device=device,
@@ -166,6 +170,7 @@ class AutoUnit(
         # through AppStateMixin's tracking, far too slow for every step.
         self._window = Window()
         self._train_prefetcher = self._new_prefetcher(_train_loader_of)
+        self._test_prefetcher = self._new_prefetcher()
         self.optimizer: torch.optim.Optimizer | None = None
         self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.swa_model: torch.nn.Module | None = None
@@ -190,29 +195,13 @@ class AutoUnit(
         """Build ``(optimizer, lr_scheduler or None)`` for the prepared ``module``."""
         raise NotImplementedError(
             f"{type(self).__name__} must implement configure_optimizers_and_lr_scheduler("
-            "module) to train, or be built with training=False for evaluate/predict only."
+            "module) to train, or be built with training=False for evaluate/test/predict only."
         )
 
     def on_train_step_end(
         self, state: State, data: TData, step: int, results: TrainStepResults
     ) -> None:
         """Called at the end of ``train_step``; ``step`` counts steps completed before it."""
-
-    def on_eval_step_end(
-        self, state: State, data: TData, step: int, loss: torch.Tensor, outputs: Any
-    ) -> None:
-        """Called at the end of ``eval_step``."""
-
-    def update_metrics(self, state: State, data: TData, outputs: Any) -> None:
-        """Update the active phase's metrics: ``metrics.update(outputs, target)`` by default.
-
-        The target is ``data[-1]`` for a tuple/list batch and ``data["target"]`` (or
-        ``"label"``/``"labels"``) for a dict. Never computes or resets: ``MetricsLogger`` does.
-        """
-        is_train = state.active_phase == ActivePhase.TRAIN
-        metrics = self.train_metrics if is_train else self.eval_metrics
-        if metrics is not None:
-            metrics.update(outputs, metric_target(data))
 
     def zero_grad(self) -> None:
         """Drop the gradients (``set_to_none=True``; zeroed in place under CUDA graphs, which
@@ -239,10 +228,6 @@ class AutoUnit(
         if self.train_metrics is not None:
             self.train_metrics.to(self.device)
 
-    def on_eval_start(self, state: State) -> None:
-        if self.eval_metrics is not None:
-            self.eval_metrics.to(self.device)
-
     def on_train_epoch_end(self, state: State) -> None:
         # A window cut short without the look-ahead noticing (prefetch off, state.stop())
         # is flushed here, normalised by its real length.
@@ -259,9 +244,6 @@ class AutoUnit(
 
     def get_next_train_batch(self, state: State, data_iter: Iterator[object]) -> Any:
         return self._train_prefetcher.fetch(state, data_iter)
-
-    def get_next_eval_batch(self, state: State, data_iter: Iterator[object]) -> Any:
-        return self._eval_prefetcher.fetch(state, data_iter)
 
     # ---- steps ------------------------------------------------------------------------------
 
@@ -376,19 +358,6 @@ class AutoUnit(
         if not self.zero_grad_at_train_step_start:
             self.zero_grad()
         return grad_norm
-
-    def eval_step(self, state: State, data: TData) -> tuple[torch.Tensor, Any]:
-        if self._cudagraphs:
-            mark_cudagraph_step()
-        with self.precision.autocast():
-            result = self.compute_loss(state, data)
-        loss, outputs = result[0], result[1]
-        if self._cudagraphs:
-            loss = loss.clone()
-        if self.eval_metrics is not None:
-            self.update_metrics(state, data, outputs)
-        self.on_eval_step_end(state, data, self.eval_progress.num_steps_completed, loss, outputs)
-        return loss, outputs
 
 
 def _train_loader_of(state: State) -> Any:

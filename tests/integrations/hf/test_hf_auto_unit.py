@@ -22,7 +22,7 @@ from tests.integrations.hf.tiny import (
     tiny_gpt2,
     tiny_t5,
 )
-from torchkit import evaluate, fit, train
+from torchkit import evaluate, fit, test, train
 from torchkit.callbacks import Lambda, MetricsLogger
 from torchkit.integrations.hf import HFAutoUnit
 from torchkit.loggers import InMemoryLogger
@@ -147,6 +147,25 @@ def test_token_metrics_are_updated_on_shifted_labels() -> None:
     unit = HFAutoUnit(module=model, metrics=metric, training=False, device="cpu")
     evaluate(unit, [batch])
     assert torch.equal(metric.compute(), ref.compute())
+
+
+def test_the_test_phase_uses_a_copy_of_the_metrics_and_logs_test_values() -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    model = tiny_gpt2()
+    batch = lm_batch([10, 5])
+    ref_model = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        out = ref_model(**batch)
+    ref = MulticlassAccuracy(num_classes=VOCAB, ignore_index=-100, average="micro")
+    ref.update(out.logits[:, :-1].reshape(-1, VOCAB), batch["labels"][:, 1:].reshape(-1))
+    metric = MulticlassAccuracy(num_classes=VOCAB, ignore_index=-100, average="micro")
+    unit = HFAutoUnit(module=model, metrics=metric, training=False, device="cpu")
+    lg = InMemoryLogger()
+    test(unit, [batch], callbacks=[MetricsLogger(lg)])
+    assert lg.log_buffer[1]["test/accuracy"] == pytest.approx(float(ref.compute()))
+    assert lg.log_buffer[1]["test/loss"] == pytest.approx(float(out.loss), rel=1e-5)
+    assert not metric.update_called  # the eval metrics are not the test metrics
 
 
 def test_extra_batch_keys_are_dropped_without_inspecting_signatures_per_step(

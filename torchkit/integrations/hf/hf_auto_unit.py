@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -69,7 +70,8 @@ class HFAutoUnit(AutoUnit[Batch]):
 
     ``metrics`` are updated on eval from the logits and labels (shifted and flattened to
     ``[N, V]`` / ``[N]`` for token-level outputs; give token metrics ``ignore_index=-100``)
-    and published as ``eval/<name>`` by ``MetricsLogger`` and the other metric callbacks.
+    and published as ``eval/<name>`` by ``MetricsLogger`` and the other metric callbacks; a
+    copy of them, ``test_metrics``, gives ``test/<name>`` in the test phase.
 
     Args:
         module: the ``PreTrainedModel``; ``self.module`` is the prepared (wrapped) one.
@@ -184,6 +186,8 @@ class HFAutoUnit(AutoUnit[Batch]):
         self.label_key = label_key
         self.shift_labels = shift
         self.eval_metrics = eval_metrics
+        # a copy for the test phase, untracked as SupervisedUnit's (never saved mid-test)
+        self.__dict__["test_metrics"] = copy.deepcopy(eval_metrics)
         self._input_keys = names - {"labels", label_key}
         # the model gets the labels for its own loss, or (encoder-decoder) to build the
         # decoder inputs from them
@@ -235,8 +239,11 @@ class HFAutoUnit(AutoUnit[Batch]):
 
     def update_metrics(self, state: State, data: Batch, outputs: Any) -> None:
         """Update the phase's metrics with ``(logits, labels)``, aligned like the loss."""
-        is_train = state.active_phase == ActivePhase.TRAIN
-        metrics = self.train_metrics if is_train else self.eval_metrics
+        phase = state.active_phase  # phase_metrics inlined: no extra call per step
+        if phase == ActivePhase.TRAIN:
+            metrics = self.train_metrics
+        else:
+            metrics = self.test_metrics if phase == ActivePhase.TEST else self.eval_metrics
         if metrics is None:
             return
         labels = data.get(self.label_key)
