@@ -29,8 +29,8 @@ class Block(nn.Module):
 
 
 class Net(nn.Module):
-    """A user-defined module: dynamo skips top-level frames of torch.nn's own classes (an
-    ``nn.Sequential`` compiled in place runs eagerly), so compile tests need one of these."""
+    """A user-defined module with repeated blocks (built-in classes: see the tests of
+    ``nn.Sequential`` and ``nn.TransformerEncoderLayer`` below)."""
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
@@ -101,6 +101,58 @@ def test_recursive_module_types_compile_each_block_in_place(types: list[Any]) ->
     assert list(net.state_dict()) == list(Net().state_dict())  # no _orig_mod. prefixes
     train(unit, loader(8), max_epochs=1)
     assert unit.num_compiled_graphs == 2  # one per block (guards hold the instance)
+
+
+def _sequential() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def test_a_module_of_torchs_own_classes_is_compiled_not_run_eagerly() -> None:
+    # nn.Module.compile alone leaves an nn.Sequential of built-in layers eager: dynamo skips
+    # every frame of it, silently
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    plain = _sequential()
+    plain.compile(backend=EAGER)
+    plain(torch.randn(4, 8))
+    assert counters["stats"]["unique_graphs"] == 0
+    torch._dynamo.reset()
+
+    unit = MSEUnit(
+        module=_sequential(), device="cpu", torch_compile_params=TorchCompileParams(EAGER)
+    )
+    assert list(unit.module.state_dict()) == list(_sequential().state_dict())  # no prefixes
+    eager = MSEUnit(module=_sequential(), device="cpu")
+    train(unit, loader(8), max_epochs=1)
+    train(eager, loader(8), max_epochs=1)
+    assert unit.num_compiled_graphs >= 1
+    for a, b in zip(unit.module.parameters(), eager.module.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(
+            [nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True) for _ in range(2)]
+        )
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x[:, None, :].expand(-1, 3, -1)
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(h.mean(1))
+
+
+def test_recursive_compile_of_a_built_in_block_traces_each_block() -> None:
+    params = TorchCompileParams(EAGER, recursive_module_types=[nn.TransformerEncoderLayer])
+    unit = MSEUnit(module=Encoder(), device="cpu", torch_compile_params=params)
+    assert unit.module._compiled_call_impl is None
+    train(unit, loader(8), max_epochs=1)
+    assert unit.num_compiled_graphs >= 2  # one per layer at least: none before the fix
 
 
 def test_recursive_module_types_that_match_nothing_say_so() -> None:

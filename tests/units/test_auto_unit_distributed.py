@@ -155,3 +155,27 @@ def test_fsdp1_training_matches_single_process_reference() -> None:
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
         for got, want in zip(out[rank]["norms"], norms, strict=True):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def _ddp_compiled_run() -> dict[str, Any]:
+    from torchkit.strategies import TorchCompileParams
+
+    rank = dist.get_rank()
+    out: dict[str, Any] = {}
+    for name, params in (("eager", None), ("compiled", TorchCompileParams(backend="eager"))):
+        torch._dynamo.reset()
+        unit = MSEUnit(module=mlp(), device="cpu", strategy="ddp", torch_compile_params=params)
+        train(unit, rank_batches(rank), max_epochs=1)
+        out[name] = [p.detach().clone() for p in unit.module.parameters()]
+        out[f"{name}_graphs"] = unit.num_compiled_graphs
+    return out
+
+
+def test_ddp_of_an_nn_sequential_is_compiled_and_trains_as_eager() -> None:
+    # mlp() is an nn.Sequential of built-in layers: dynamo skips every frame of it and of the
+    # DDP wrapper, so compiling the wrapper in place would run eagerly
+    out = spawn_multi_process(WORLD, "gloo", _ddp_compiled_run)
+    for rank in range(WORLD):
+        assert out[rank]["compiled_graphs"] >= 1 and out[rank]["eager_graphs"] == 0
+        for a, b in zip(out[rank]["compiled"], out[rank]["eager"]):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

@@ -50,7 +50,9 @@ def check_compile_options(params: TorchCompileParams) -> None:
 
 def apply_torch_compile(module: torch.nn.Module, params: TorchCompileParams) -> None:
     """Compile ``module`` in place (``nn.Module.compile``), or each submodule whose type is in
-    ``params.recursive_module_types`` (outermost matches only).
+    ``params.recursive_module_types`` (outermost matches only). A module of torch's own classes
+    (``nn.Sequential``...) is compiled through a function of torchkit's, which dynamo traces
+    (see ``_compile_in_place``).
 
     Args:
         module: the prepared (possibly wrapped) module.
@@ -77,7 +79,7 @@ def apply_torch_compile(module: torch.nn.Module, params: TorchCompileParams) -> 
         "options": params.options,
     }
     if not params.recursive_module_types:
-        module.compile(**kwargs)
+        _compile_in_place(module, kwargs)
         return
     blocks = _outermost_matches(module, tuple(params.recursive_module_types))
     if not blocks:
@@ -88,7 +90,42 @@ def apply_torch_compile(module: torch.nn.Module, params: TorchCompileParams) -> 
             "Pass the class of the repeated block, e.g. your TransformerBlock."
         )
     for block in blocks:
-        block.compile(**kwargs)
+        _compile_in_place(block, kwargs)
+
+
+def _compile_in_place(module: torch.nn.Module, kwargs: dict[str, Any]) -> None:
+    """``module.compile(**kwargs)``, made to trace torch's own module classes too.
+
+    Dynamo does not trace frames of torch's own files; it starts at the first frame below
+    them. ``nn.Module.compile`` compiles ``_call_impl``, so a module whose ``forward`` is
+    user code is traced from that forward, but a built-in one (``nn.Sequential`` of built-in
+    layers, ``nn.TransformerEncoderLayer``) reaches only torch frames and would run eagerly
+    without a word. For those, the compiled function is a small function of this file that
+    calls ``_call_impl``: the trace starts there and inlines the module, as
+    ``torch.compile(module)``'s wrapper does, without its ``_orig_mod.`` state-dict prefix.
+    A ``DistributedDataParallel`` wrapper is traced the same way as before (its own frames
+    skipped, the wrapped module compiled), so the rule applies to the module it wraps.
+    """
+    if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        inner = module.module
+        if _forward_is_torchs(inner):
+            _compile_in_place(inner, kwargs)
+            return
+    elif _forward_is_torchs(module) and hasattr(module, "_compiled_call_impl"):
+        call_impl: Callable[..., Any] = module._call_impl
+
+        def traced_call(*args: Any, **kw: Any) -> Any:
+            return call_impl(*args, **kw)
+
+        module._compiled_call_impl = torch.compile(traced_call, **kwargs)
+        return
+    module.compile(**kwargs)
+
+
+def _forward_is_torchs(module: torch.nn.Module) -> bool:
+    """True when ``module.forward`` is defined in torch itself (a built-in module class)."""
+    forward = getattr(type(module), "forward", None)
+    return str(getattr(forward, "__module__", "")).startswith("torch.")
 
 
 def _matches(m: torch.nn.Module, types: tuple[Any, ...]) -> bool:
