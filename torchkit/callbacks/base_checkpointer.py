@@ -8,11 +8,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from torchkit.callbacks._checkpoint_policy import (
+    Retained,
+    apply_retention,
+    eval_due_after_epoch,
+    eval_due_after_step,
+    loader_state,
+    positive_or_none,
+)
 from torchkit.callbacks._metric_state import add_time, publish_eval
 from torchkit.callbacks._reachability import warn_checkpointer
 from torchkit.callbacks.callback import Callback
 from torchkit.callbacks.preemption import DEFAULT_PREEMPTION_SIGNALS, PreemptionWatcher
-from torchkit.checkpoint.app_state import dataloader_state, get_rng_states, pop_eval_pending
+from torchkit.checkpoint.app_state import get_rng_states, pop_eval_pending
 from torchkit.checkpoint.naming import BestCheckpointConfig, CheckpointName, list_checkpoints
 from torchkit.checkpoint.storage import is_committed, remove_checkpoint, remove_quietly
 from torchkit.loop.duration import Duration, check_interval, resolve_interval
@@ -28,17 +36,6 @@ T = TypeVar("T")
 
 _LIVE: Any = object()
 """Sentinel: read the value from the live loop (not from a pre-eval snapshot)."""
-
-
-def _check_interval(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{name}={value!r} is invalid: expected a positive int or None. Pass e.g. "
-            f"{name}=100, or None to turn it off."
-        )
-    return value
 
 
 class BaseCheckpointer(Callback, ABC):
@@ -109,12 +106,12 @@ class BaseCheckpointer(Callback, ABC):
                 f"dirpath={dirpath!r} is invalid: expected a non-empty path. Pass e.g. "
                 "'checkpoints/'."
             )
-        self._every_n_steps = _check_interval("save_every_n_train_steps", save_every_n_train_steps)
-        self._every_n_epochs = _check_interval("save_every_n_epochs", save_every_n_epochs)
-        self._every_n_eval_epochs = _check_interval(
+        self._every_n_steps = positive_or_none("save_every_n_train_steps", save_every_n_train_steps)
+        self._every_n_epochs = positive_or_none("save_every_n_epochs", save_every_n_epochs)
+        self._every_n_eval_epochs = positive_or_none(
             "save_every_n_eval_epochs", save_every_n_eval_epochs
         )
-        self._keep_last_n = _check_interval("keep_last_n_checkpoints", keep_last_n_checkpoints)
+        self._keep_last_n = positive_or_none("keep_last_n_checkpoints", keep_last_n_checkpoints)
         self._save_every_arg = check_interval(save_every, name="save_every")
         self._save_every = self._save_every_arg
         if best_checkpoint_config is not None and not isinstance(
@@ -129,7 +126,7 @@ class BaseCheckpointer(Callback, ABC):
         self.records_step_losses = best_checkpoint_config is not None
         self._preemption = PreemptionWatcher(preemption_signals or ())
         self._dirpath = dirpath.rstrip("/") or dirpath
-        self._retained: list[tuple[str, CheckpointName]] = []
+        self._retained: Retained = []
         self._last_saved: int | None = None
         self._eval_snapshot: dict[str, Any] | None = None
         self._control_group: Any = None
@@ -205,20 +202,16 @@ class BaseCheckpointer(Callback, ABC):
     def on_train_step_end(self, state: State, unit: Any) -> None:
         steps = unit.train_progress.num_steps_completed
         if (self._every_n_steps and steps % self._every_n_steps == 0) or self._duration_due(state):
-            self._save(
-                state, unit, eval_pending=self._eval_due_after_step(state, steps), in_step=True
-            )
+            self._save(state, unit, eval_pending=eval_due_after_step(state, steps), in_step=True)
         if self._preemption.enabled and self._preemption.should_stop():
-            self._save(
-                state, unit, eval_pending=self._eval_due_after_step(state, steps), in_step=True
-            )
+            self._save(state, unit, eval_pending=eval_due_after_step(state, steps), in_step=True)
             self._stop_for_preemption(state)
 
     def on_train_epoch_end(self, state: State, unit: Any) -> None:
         epochs = unit.train_progress.num_epochs_completed
         due = self._every_n_epochs and epochs % self._every_n_epochs == 0
         if due or self._duration_due(state, epoch_end=True):
-            self._save(state, unit, eval_pending=self._eval_due_after_epoch(state, epochs))
+            self._save(state, unit, eval_pending=eval_due_after_epoch(state, epochs))
 
     def on_eval_start(self, state: State, unit: Any) -> None:
         # with Evaluators, the snapshot is of the whole round: a resumed run re-runs the round
@@ -232,7 +225,7 @@ class BaseCheckpointer(Callback, ABC):
             self._eval_snapshot = {
                 "rng": get_rng_states(),
                 "eval_progress": Progress(**unit.eval_progress.state_dict()),
-                "eval_dataloader": self._loader_state(state, unit, "eval"),
+                "eval_dataloader": loader_state(state, unit, "eval"),
                 "metric": self._metric_value(state, unit),
             }
 
@@ -279,33 +272,6 @@ class BaseCheckpointer(Callback, ABC):
         self._wait_for_pending()  # the checkpoint must be committed before the process exits
         logger.warning("Preemption signal received: checkpoint saved, stopping the loop.")
         state._stop_for_preemption()
-
-    @staticmethod
-    def _eval_due_after_step(state: State, steps: int) -> bool:
-        if state._evaluators is not None:
-            return bool(state._evaluators.due_after_step(steps, state.duration_tracker))
-        es = state.eval_state
-        n = es.evaluate_every_n_steps if es is not None else None
-        tracker = state.duration_tracker
-        every = tracker.evaluate_every if tracker is not None else None
-        if every is not None and state.entry_point == EntryPoint.FIT and tracker is not None:
-            return tracker.fires(every)
-        return state.entry_point == EntryPoint.FIT and bool(n) and steps % n == 0  # type: ignore[operator]
-
-    @staticmethod
-    def _eval_due_after_epoch(state: State, epochs: int) -> bool:
-        if state._evaluators is not None:
-            return bool(state._evaluators.due_after_epoch(epochs))
-        es = state.eval_state
-        n = es.evaluate_every_n_epochs if es is not None else None
-        return state.entry_point == EntryPoint.FIT and bool(n) and epochs % n == 0  # type: ignore[operator]
-
-    @staticmethod
-    def _loader_state(state: State, unit: Any, phase: str) -> Any:
-        ps = state.train_state if phase == "train" else state.eval_state
-        if phase == "eval" and state._evaluators is not None:  # every set's, by name
-            return dataloader_state(unit, phase, state._evaluators.evaluators)
-        return None if ps is None else dataloader_state(unit, phase, ps.dataloader)
 
     def _metric_value(self, state: State, unit: Any) -> float | None:
         if self._best is None:
@@ -359,10 +325,8 @@ class BaseCheckpointer(Callback, ABC):
         extra = {
             "rng": rng if rng is not None else get_rng_states(),
             "dataloaders": {
-                "train": self._loader_state(state, unit, "train"),
-                "eval": self._loader_state(state, unit, "eval")
-                if eval_loader is _LIVE
-                else eval_loader,
+                "train": loader_state(state, unit, "train"),
+                "eval": loader_state(state, unit, "eval") if eval_loader is _LIVE else eval_loader,
             },
             "eval_pending": eval_pending,
         }
@@ -391,28 +355,15 @@ class BaseCheckpointer(Callback, ABC):
 
     def _after_commit(self, url: str, name: CheckpointName) -> None:
         """Record a committed checkpoint and evict those the policy no longer keeps."""
-        self._retained = [item for item in self._retained if item[0] != url] + [(url, name)]
-        self._retained.sort(key=lambda item: item[1].recency_key())
-        n = self._keep_last_n
-        if n is None or len(self._retained) <= n:
-            return
-        if self._best is None:
-            keep = self._retained[-n:]
-        else:
-            mode = self._best.mode
-            ranked = sorted(
-                self._retained, key=lambda it: (it[1].metric_key(mode), it[1].recency_key())
-            )
-            keep = ranked[-n:]
-            if self._retained[-1] not in keep:
-                keep.append(self._retained[-1])
-        for item in [it for it in self._retained if it not in keep]:
-            if get_global_rank() == 0:
+        self._retained, evicted = apply_retention(
+            self._retained, url, name, self._keep_last_n, self._best
+        )
+        if get_global_rank() == 0:
+            for old_url, _ in evicted:
                 try:
-                    remove_checkpoint(item[0])
+                    remove_checkpoint(old_url)
                 except Exception as exc:  # eviction must not fail training
-                    logger.warning("Could not delete old checkpoint %s: %s", item[0], exc)
-        self._retained = [it for it in self._retained if it in keep]
+                    logger.warning("Could not delete old checkpoint %s: %s", old_url, exc)
 
     def _rank_zero(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 and give its result to every rank (identical decisions)."""
