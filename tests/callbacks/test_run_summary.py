@@ -57,3 +57,35 @@ def test_saves_inside_steps_and_evals_are_counted_once(tmp_path: Path) -> None:
     assert s["run/checkpoint_s"] > 0
     # without de-duplication the saves would be counted in step/eval time as well
     assert sum(s[p] for p in parts) <= s["run/wall_time_s"] * 1.001
+
+
+def test_the_test_phase_adds_its_values_after_the_train_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import torch
+
+    from torchkit import test
+    from torchkit.units import SupervisedUnit
+
+    def unit() -> SupervisedUnit:
+        torch.manual_seed(0)
+        return SupervisedUnit(
+            module=torch.nn.Linear(4, 2),
+            loss_fn=torch.nn.CrossEntropyLoss(),
+            optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+            device="cpu",
+        )
+
+    lg, ml = InMemoryLogger(), InMemoryLogger()
+    rs = RunSummary(loggers=lg)
+    with caplog.at_level(logging.INFO, logger="torchkit.callbacks.run_summary"):
+        fit(unit(), loader(16, 4), loader(8, 4), max_epochs=1, test_dataloader=loader(8, 4),
+            callbacks=[rs, MetricsLogger(ml)])  # fmt: skip
+    assert "run/wall_time_s" in rs.summary
+    assert rs.summary["test/loss"] == ml.log_buffer[4]["test/loss"]
+    assert lg.log_buffer[4]["test/loss"] == rs.summary["test/loss"]
+    assert "Test results" in caplog.text and "best/test/loss" not in rs.summary
+
+    alone = RunSummary()
+    test(unit(), loader(8, 4), callbacks=[alone])
+    assert list(alone.summary) == ["test/loss"]

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from torchkit.callbacks._logging_utils import as_logger_list, log_to_all
-from torchkit.callbacks._metric_state import get_times, publish_eval
+from torchkit.callbacks._metric_state import get_times, publish_eval, publish_test
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
-from torchkit.loop.state import State
+from torchkit.loop.state import EntryPoint, State
 from torchkit.utils.distributed import get_global_rank
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ class RunSummary(Callback):
       ``_metric_state.add_time(state, "checkpoint", s)``) and ``run/callbacks_s`` (the rest:
       callback hooks and loop overhead);
     * ``best/<metric>`` for every scalar that appeared in ``state.metrics`` (lowest for names
-      with ``loss``/``error``/``time``, highest otherwise).
+      with ``loss``/``error``/``time``, highest otherwise);
+    * after a test phase (``test()``, or fit's ``test_dataloader``, which runs after the train
+      summary is logged), the ``test/<metric>`` values, added to ``summary`` and logged then.
 
     Args:
         loggers: optional loggers that also receive the figures (at the last train step).
@@ -132,6 +134,18 @@ class RunSummary(Callback):
         log_to_all(self.loggers, self.summary, unit.train_progress.num_steps_completed)
         if get_global_rank() == 0:
             logger.info("Run summary:\n%s", self.format())
+
+    def on_test_epoch_end(self, state: State, unit: Any) -> None:
+        values = publish_test(state, unit)
+        self.summary.update(values)
+        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
+            step = unit.train_progress.num_steps_completed
+        else:
+            step = unit.test_progress.num_steps_completed
+        log_to_all(self.loggers, values, step)
+        if values and get_global_rank() == 0:
+            lines = "\n".join(f"  {name:<32} {value:12.4g}" for name, value in values.items())
+            logger.info("Test results:\n%s", lines)
 
     def format(self) -> str:
         """The summary as aligned ``name  value`` lines, with each time's share of the wall."""
