@@ -179,3 +179,40 @@ def test_ddp_of_an_nn_sequential_is_compiled_and_trains_as_eager() -> None:
         assert out[rank]["compiled_graphs"] >= 1 and out[rank]["eager_graphs"] == 0
         for a, b in zip(out[rank]["compiled"], out[rank]["eager"]):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def _test_phase_run() -> dict[str, Any]:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from torchkit import fit
+    from torchkit.callbacks import MetricsLogger
+    from torchkit.loggers import InMemoryLogger
+    from torchkit.units import SupervisedUnit
+
+    rank = dist.get_rank()
+    torch.manual_seed(0)
+    unit = SupervisedUnit(
+        module=nn.Linear(8, 3),
+        loss_fn=nn.CrossEntropyLoss(),
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        metrics={"accuracy": MulticlassAccuracy(num_classes=3, average="micro")},
+        device="cpu",
+        strategy="ddp",
+    )
+    g = torch.Generator().manual_seed(50 + rank)
+    data = [(torch.randn(4, 8, generator=g), torch.randint(0, 3, (4,), generator=g))] * 2
+    test_data = [(torch.randn(6, 8, generator=g), torch.randint(0, 3, (6,), generator=g))]
+    lg = InMemoryLogger()
+    fit(unit, data, data, max_epochs=1, test_dataloader=test_data, callbacks=[MetricsLogger(lg)])
+    with torch.no_grad():
+        x, y = test_data[0]
+        correct = int((unit.module(x).argmax(1) == y).sum())
+    return {"accuracy": lg.log_buffer[2]["test/accuracy"], "correct": correct, "n": len(y)}
+
+
+def test_ddp_test_phase_metrics_are_synced_across_ranks() -> None:
+    out = spawn_multi_process(WORLD, "gloo", _test_phase_run)
+    total = sum(out[r]["correct"] for r in range(WORLD)) / sum(out[r]["n"] for r in range(WORLD))
+    assert any(out[r]["correct"] / out[r]["n"] != total for r in range(WORLD))  # not local
+    for rank in range(WORLD):
+        assert out[rank]["accuracy"] == pytest.approx(total)  # both ranks' test data
