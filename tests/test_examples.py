@@ -40,14 +40,16 @@ def test_digits_example_trains_logs_checkpoints_and_resumes(
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "eval/loss", "eval/accuracy"} <= tags
-    assert acc.Scalars("eval/accuracy")[-1].value >= 0.95
+    assert {"train/loss", "eval/loss", "eval/accuracy", "test/accuracy"} <= tags
+    assert acc.Scalars("eval/accuracy")[-1].value >= 0.9  # the small validation split
+    (test_point,) = acc.Scalars("test/accuracy")  # tested once, after training
+    assert test_point.step == 820 and test_point.value == pytest.approx(accuracy)
     with open(out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and "eval/accuracy" in rows[0] and "train/loss" in rows[0]
 
     latest = get_latest_checkpoint_path(str(out / "checkpoints"))
-    assert latest is not None and "epoch_20_train_step_900" in latest
+    assert latest is not None and "epoch_20_train_step_820" in latest
     assert len(list((out / "checkpoints").iterdir())) <= 3  # keep_last_n plus the best
 
     capsys.readouterr()
@@ -57,16 +59,17 @@ def test_digits_example_trains_logs_checkpoints_and_resumes(
     assert "resumed after epoch 20" in capsys.readouterr().out
     assert resumed_accuracy >= 0.95
     latest = get_latest_checkpoint_path(str(out / "checkpoints"))
-    assert latest is not None and "epoch_22_train_step_990" in latest
+    assert latest is not None and "epoch_22_train_step_902" in latest
     with open(out / "metrics.csv", newline="") as f:
         resumed_rows = list(csv.DictReader(f))
-    # the first run's history is kept; its rows at the resume step (900) are merged into one
-    before = [r for r in rows if int(r["step"]) < 900]
+    # the first run's history is kept; its rows at the resume step (820) are merged into one
+    before = [r for r in rows if int(r["step"]) < 820]
     assert resumed_rows[: len(before)] == before
-    old_900 = {k: v for r in rows if r["step"] == "900" for k, v in r.items() if v}
-    new_900 = resumed_rows[len(before)]
-    assert {k: v for k, v in old_900.items() if k != "lr-optimizer"}.items() <= new_900.items()
-    assert int(resumed_rows[-1]["step"]) == 990 and len(resumed_rows) > len(rows)
+    old_820 = {k: v for r in rows if r["step"] == "820" for k, v in r.items() if v}
+    new_820 = resumed_rows[len(before)]
+    assert {k: v for k, v in old_820.items() if k != "lr-optimizer"}.items() <= new_820.items()
+    assert int(resumed_rows[-1]["step"]) == 902 and len(resumed_rows) > len(rows)
+    assert float(resumed_rows[-1]["test/accuracy"]) == pytest.approx(resumed_accuracy)
 
 
 def test_digits_stages_example_pretrains_fine_tunes_and_resumes(

@@ -104,6 +104,9 @@ def test_digits_config_reaches_the_example_accuracy(
     )
     assert code == 0, err
     with open(run_dir / "logs" / "metrics.csv", newline="") as f:
-        accuracies = [float(r["eval/accuracy"]) for r in csv.DictReader(f) if r["eval/accuracy"]]
-    assert accuracies[-1] >= 0.95  # examples/digits.py's documented accuracy
+        rows = list(csv.DictReader(f))
+    accuracies = [float(r["eval/accuracy"]) for r in rows if r["eval/accuracy"]]
+    assert accuracies[-1] >= 0.9  # the small validation split
+    (test_accuracy,) = [float(r["test/accuracy"]) for r in rows if r["test/accuracy"]]
+    assert test_accuracy >= 0.95  # examples/digits.py's documented accuracy
     assert any((run_dir / "checkpoints").iterdir())

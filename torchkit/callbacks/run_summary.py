@@ -11,7 +11,7 @@ from torchkit.callbacks._logging_utils import as_logger_list, log_to_all
 from torchkit.callbacks._metric_state import get_times, publish_eval, publish_test
 from torchkit.callbacks.callback import Callback
 from torchkit.loggers.metric_logger import MetricLogger
-from torchkit.loop.state import EntryPoint, State
+from torchkit.loop.state import State
 from torchkit.utils.distributed import get_global_rank
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ class RunSummary(Callback):
     * ``best/<metric>`` for every scalar that appeared in ``state.metrics`` (lowest for names
       with ``loss``/``error``/``time``, highest otherwise);
     * after a test phase (``test()``, or fit's ``test_dataloader``, which runs after the train
-      summary is logged), the ``test/<metric>`` values, added to ``summary`` and logged then.
+      summary is logged), the ``test/<metric>`` values: added to ``summary`` and printed as
+      "Test results" (the loggers get them from ``MetricsLogger``).
 
     Args:
         loggers: optional loggers that also receive the figures (at the last train step).
@@ -136,13 +137,9 @@ class RunSummary(Callback):
             logger.info("Run summary:\n%s", self.format())
 
     def on_test_epoch_end(self, state: State, unit: Any) -> None:
+        # kept and printed, not sent to the loggers: MetricsLogger logs these very keys
         values = publish_test(state, unit)
         self.summary.update(values)
-        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
-            step = unit.train_progress.num_steps_completed
-        else:
-            step = unit.test_progress.num_steps_completed
-        log_to_all(self.loggers, values, step)
         if values and get_global_rank() == 0:
             lines = "\n".join(f"  {name:<32} {value:12.4g}" for name, value in values.items())
             logger.info("Test results:\n%s", lines)
