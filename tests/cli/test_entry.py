@@ -44,7 +44,7 @@ def test_help_lists_only_subcommands() -> None:
         check=True,
         timeout=120,
     )
-    for name in ("fit", "train", "evaluate", "predict", "validate-config"):
+    for name in ("fit", "train", "evaluate", "test", "predict", "validate-config"):
         assert f"  {name} " in out.stdout
     assert "TQDMProgressBar" not in out.stdout and "class_path" in out.stdout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli._data import CAPTURED
+from tests.cli._data import CAPTURED, MLP, RandomRegressionLoader
 from tests.cli._helpers import config, run, write
 
 pytest.importorskip("torchdata")
@@ -226,3 +226,35 @@ def test_train_and_predict_subcommands(tmp_path: Path, capsys: pytest.CaptureFix
         capsys,
     )
     assert code == 0, err
+
+
+def test_test_subcommand_tests_a_runs_checkpoint_on_its_test_dataloader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = str(tmp_path / "run")
+    test_loader = {"class_path": "tests.cli._data.RandomRegressionLoader", "init_args": {"seed": 2}}
+    a = write(tmp_path / "a.yaml", _cfg(max_epochs=1, test_dataloader=test_loader))
+    assert run(["fit", "--config", a, "--run_dir", run_dir], capsys)[0] == 0
+    logging = ["--loggers", '["StdoutLogger"]', "--log_every_n_steps", "1"]
+    code, out, err = run(["test", "--run_dir", run_dir, "--checkpoint", "latest", *logging], capsys)
+    assert code == 0, err
+    # the same weights and data as fit's own test phase: the same test loss
+    (line,) = [ln for ln in out.splitlines() if "test/loss" in ln]
+    value = float(line.split("test/loss")[1].split()[0].strip(":=,"))
+    module = MLP()
+    module.load_state_dict(CAPTURED["run"]["final"])
+    with torch.no_grad():
+        losses = [
+            torch.nn.functional.mse_loss(module(x), y) for x, y in RandomRegressionLoader(seed=2)
+        ]
+    assert value == pytest.approx(float(torch.stack(losses).mean()), rel=1e-3)
+
+
+def test_test_subcommand_without_a_test_dataloader_says_which_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = str(tmp_path / "run")
+    a = write(tmp_path / "a.yaml", _cfg(max_epochs=1))
+    assert run(["fit", "--config", a, "--run_dir", run_dir], capsys)[0] == 0
+    code, _, err = run(["test", "--run_dir", run_dir, "--checkpoint", "latest"], capsys)
+    assert code == 2 and "test_dataloader" in err

@@ -1,4 +1,4 @@
-"""The ``torchkit`` command line: config-file runs of fit/train/evaluate/predict.
+"""The ``torchkit`` command line: config-file runs of fit/train/evaluate/test/predict.
 
 Needs the ``cli`` extra (``pip install 'torchkit[cli]'``, which brings jsonargparse). This
 package is never imported by ``import torchkit``; jsonargparse is imported only when ``main``

@@ -168,10 +168,11 @@ def _check_config_files(argv: list[str]) -> None:
 
 
 def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:
-    """``evaluate``/``predict`` on a run dir without ``--config``: start from its config.yaml.
+    """``evaluate``/``test``/``predict`` on a run dir without ``--config``: start from its
+    config.yaml.
 
-    Only the unit, the eval data and the seed are taken: the training run's callbacks,
-    loggers and limits are not the evaluation's.
+    Only the unit, the subcommand's data (``eval_dataloader`` / ``test_dataloader``) and the
+    seed are taken: the training run's callbacks, loggers and limits are not the evaluation's.
     """
     if sub.trains or "--config" in argv or not any(a.startswith("--run_dir") for a in argv):
         return argv
@@ -192,9 +193,7 @@ def _with_run_config(sub: Subcommand, argv: list[str]) -> list[str]:
             f"expected a readable config.yaml ({exc})",
             "Pass --config explicitly",
         ) from None
-    keep = {k: saved[k] for k in ("unit", "eval_dataloader", "seed") if k in saved}
-    if sub.name == "predict":
-        keep.pop("eval_dataloader", None)
+    keep = {k: saved[k] for k in ("unit", *sub.loaders, "seed") if k in saved}
     return ["--config", yaml.safe_dump(keep), *argv]
 
 

@@ -23,7 +23,7 @@ class Subcommand:
 
     name: str
     entry_point: str  # the torchkit function name
-    unit_base: str  # "TrainUnit" / "EvalUnit" / "PredictUnit"
+    unit_base: str  # "TrainUnit" / "EvalUnit" / "TestUnit" / "PredictUnit"
     loaders: tuple[str, ...]  # keys in the config, in the entry point's positional order
     help: str
     optional_loaders: tuple[str, ...] = ()  # keyword-only loaders the config may give
@@ -60,6 +60,13 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "EvalUnit",
             ("eval_dataloader",),
             "evaluate once, optionally from a checkpoint (torchkit.evaluate)",
+        ),
+        Subcommand(
+            "test",
+            "test",
+            "TestUnit",
+            ("test_dataloader",),
+            "test once on held-out data, optionally from a checkpoint (torchkit.test)",
         ),
         Subcommand(
             "predict",
