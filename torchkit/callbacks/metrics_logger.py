@@ -97,20 +97,10 @@ class MetricsLogger(Callback):
         flush_all(self.loggers)
 
     def on_eval_epoch_end(self, state: State, unit: Any) -> None:
-        payload = publish_eval(state, unit)
-        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
-            step = unit.train_progress.num_steps_completed
-        else:
-            step = unit.eval_progress.num_steps_completed
-        log_to_all(self.loggers, payload, step)
+        log_to_all(self.loggers, publish_eval(state, unit), _step(state, unit, unit.eval_progress))
 
     def on_test_epoch_end(self, state: State, unit: Any) -> None:
-        payload = publish_test(state, unit)
-        if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
-            step = unit.train_progress.num_steps_completed
-        else:
-            step = unit.test_progress.num_steps_completed
-        log_to_all(self.loggers, payload, step)
+        log_to_all(self.loggers, publish_test(state, unit), _step(state, unit, unit.test_progress))
 
     def on_test_end(self, state: State, unit: Any) -> None:
         flush_all(self.loggers)  # fit's test phase runs after on_train_end's flush
@@ -125,3 +115,11 @@ class MetricsLogger(Callback):
     def on_eval_end(self, state: State, unit: Any) -> None:
         if state.entry_point == EntryPoint.EVALUATE:
             flush_all(self.loggers)
+
+
+def _step(state: State, unit: Any, phase_progress: Any) -> int:
+    """Where eval/test values go: the global train step inside ``fit``, else the phase's own
+    step count."""
+    if state.entry_point == EntryPoint.FIT and hasattr(unit, "train_progress"):
+        return int(unit.train_progress.num_steps_completed)
+    return int(phase_progress.num_steps_completed)
